@@ -1,0 +1,1 @@
+"""People, their roles, their API tokens, and signing in."""

@@ -1,0 +1,39 @@
+"""Gives errors produced outside the API's own handlers (unknown routes, 405s, CSRF) the API's error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from patchday.api.errors import CODE_BY_STATUS, error_response
+
+API_PREFIX = "/api/"
+
+MESSAGES = {
+    404: "no such API route",
+    405: "method not allowed on this route",
+    403: "forbidden (CSRF check failed: send the X-CSRFToken header, or use an API token)",
+    413: "request body too large",
+}
+
+
+class ApiErrorShapeMiddleware:
+    """Rewrites non-JSON error responses under /api/ into {"error": {...}}."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not request.path.startswith(API_PREFIX) or response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        status = response.status_code
+        shaped = error_response(
+            status, CODE_BY_STATUS.get(status, "error"), MESSAGES.get(status, response.reason_phrase)
+        )
+        if allow := response.get("Allow"):
+            shaped["Allow"] = allow
+        return shaped

@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: every change, by whom, chained by hash."""

@@ -1,0 +1,1 @@
+"""The `patchday` command line: Typer entry points over the services."""

@@ -1,0 +1,93 @@
+"""Running patchday's processes: migrations, the first admin, the web server, and `up` (web + worker)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from patchday.core.audit import Actor
+from patchday.settings import Settings
+
+
+def migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def ensure_admin(username: str, actor: Actor) -> str | None:
+    """Create admin `username` with a generated password when no admin exists yet; returns that password."""
+    from patchday.accounts import services
+    from patchday.accounts.models import User
+    from patchday.core.roles import Role
+
+    if User.objects.filter(role=Role.ADMIN).exists():
+        return None
+    _, password = services.create_user(actor, username, Role.ADMIN)
+    return password
+
+
+def serve_web(settings: Settings) -> None:
+    """Run gunicorn in this process: PATCHDAY_WEB_WORKERS processes, threads for slow clients."""
+    from gunicorn.app.base import BaseApplication
+
+    from patchday.server.wsgi import application
+
+    class PatchdayWeb(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"[{settings.listen_host}]:{settings.listen_port}"
+                if ":" in settings.listen_host
+                else f"{settings.listen_host}:{settings.listen_port}",
+                "workers": settings.web_workers,
+                "worker_class": "gthread",
+                "threads": 4,
+                "timeout": 60,
+                "graceful_timeout": 10,
+                "accesslog": "-",
+                "loglevel": settings.log_level.lower(),
+                "forwarded_allow_ips": "127.0.0.1,::1",
+                "control_socket_disable": True,  # gunicorn's control socket is not used; don't write to $HOME
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return application
+
+    PatchdayWeb().run()
+
+
+def run_together(settings: Settings) -> int:
+    """Start `patchday web` and `patchday worker` as children; stop both when either ends or on a signal."""
+    command = [sys.executable, "-m", "patchday.cli.main"]
+    children = [subprocess.Popen([*command, "web"]), subprocess.Popen([*command, "worker"])]  # noqa: S603
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                print(f"patchday: {child.args[-1]} exited with {code}; stopping", file=sys.stderr)  # type: ignore[index]
+                exit_code = code or 1
+                stopping = True
+        time.sleep(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return exit_code

@@ -1,0 +1,1 @@
+"""The pure domain of patchday: no Django, no I/O, no clock reads, no randomness."""

@@ -1,0 +1,89 @@
+"""The errors patchday raises, in patchday's terms.
+
+PatchdayError
+ +-- InvalidInput            input does not fit: a field, a name, a value (API 422)
+ +-- NotFound                the named object does not exist (API 404)
+ +-- Conflict                the change contradicts the current state, e.g. a duplicate name (API 409)
+ +-- AuthenticationFailed    no valid credentials (API 401)
+ +-- LoginThrottled          too many failed sign-ins; retry later (API 429)
+ +-- PermissionDenied        the actor's role does not allow the action (API 403)
+ +-- ConfigurationError      a PATCHDAY_* setting is malformed
+ +-- DatabaseUnavailable     the database cannot be reached or is not migrated
+ +-- AuditChainBroken        an audit record does not match the hash chain
+
+The API maps these types to status codes in one table (patchday.api.errors).
+"""
+
+from __future__ import annotations
+
+
+class PatchdayError(Exception):
+    """Base of every error patchday raises on purpose; the message names the action and the input."""
+
+    code = "error"
+
+
+class InvalidInput(PatchdayError):
+    """Input does not fit; `field` names the offending field when there is one."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(PatchdayError):
+    """The named object does not exist (or the actor may not know it exists)."""
+
+    code = "not_found"
+
+
+class Conflict(PatchdayError):
+    """The change contradicts the current state (a duplicate name, a disabled account)."""
+
+    code = "conflict"
+
+
+class AuthenticationFailed(PatchdayError):
+    """No valid credentials came with the request."""
+
+    code = "not_authenticated"
+
+
+class LoginThrottled(PatchdayError):
+    """Too many failed sign-ins for this account or address; `retry_after` is in seconds."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermissionDenied(PatchdayError):
+    """The actor's role does not allow the action."""
+
+    code = "forbidden"
+
+
+class ConfigurationError(PatchdayError):
+    """A PATCHDAY_* setting is malformed; the message names the variable."""
+
+    code = "configuration_error"
+
+
+class DatabaseUnavailable(PatchdayError):
+    """The database cannot be reached, or its schema is not migrated."""
+
+    code = "database_unavailable"
+
+
+class AuditChainBroken(PatchdayError):
+    """An audit record does not match the hash chain; `record_id` names the first broken one."""
+
+    code = "audit_chain_broken"
+
+    def __init__(self, message: str, record_id: int | None) -> None:
+        super().__init__(message)
+        self.record_id = record_id

@@ -1,0 +1,1 @@
+"""The dashboard shell: base layout, navigation, overview page, health endpoints."""

@@ -1,0 +1,36 @@
+"""The URL table: dashboard pages, health checks, and the API under /api/v1."""
+
+from django.urls import path, re_path
+
+from patchday.accounts import views as accounts
+from patchday.api.errors import error_response
+from patchday.api.main import api
+from patchday.audit import views as audit
+from patchday.dashboard import views as dashboard
+
+
+def api_not_found(request, rest=""):  # type: ignore[no-untyped-def]
+    return error_response(404, "not_found", f"no API route {request.path}")
+
+
+api_not_found.required_permission = "public"  # type: ignore[attr-defined]
+
+urlpatterns = [
+    path("", dashboard.home, name="home"),
+    path("healthz", dashboard.healthz, name="healthz"),
+    path("readyz", dashboard.readyz, name="readyz"),
+    path("login/", accounts.login_page, name="login"),
+    path("logout/", accounts.logout_page, name="logout"),
+    path("account/password/", accounts.password_page, name="password"),
+    path("users/", accounts.users_page, name="users"),
+    path("users/<str:username>/", accounts.user_change_page, name="user-change"),
+    path("tokens/", accounts.tokens_page, name="tokens"),
+    path("tokens/<str:token_id>/revoke/", accounts.token_revoke_page, name="token-revoke"),
+    path("audit/", audit.audit_log, name="audit-log"),
+    path("audit/verify/", audit.audit_verify, name="audit-verify"),
+    path("api/v1/", api.urls),
+    re_path(r"^api/(?P<rest>.*)$", api_not_found, name="api-not-found"),
+]
+
+handler403 = "patchday.dashboard.views.forbidden"
+handler404 = "patchday.dashboard.views.not_found"

@@ -1,0 +1,147 @@
+"""The one place PATCHDAY_* environment variables are read: builds the Settings object.
+
+Everything else (Django's settings module, the CLI, the worker) asks `load_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from patchday.core.errors import ConfigurationError
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+SECRET_KEY_FILE = "secret_key"
+
+
+class Settings(BaseModel):
+    """patchday's configuration; see docs/configuration.md for each variable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    allowed_hosts: tuple[str, ...]
+    listen_host: str
+    listen_port: int
+    public_url: str | None
+    debug: bool
+    web_workers: int
+    log_level: str
+
+    @property
+    def behind_tls(self) -> bool:
+        return self.public_url is not None and self.public_url.startswith("https://")
+
+    @property
+    def database_display(self) -> str:
+        """The database URL with any password masked, for messages and logs."""
+        parts = urlsplit(self.database_url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return self.database_url
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "patchday"
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigurationError(f"{name}={value!r} is not a boolean; use true or false")
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigurationError(f"PATCHDAY_LISTEN={value!r} is not HOST:PORT (for example 127.0.0.1:8080)")
+    return host.strip("[]"), int(port_text)
+
+
+def _parse_positive_int(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name}={value!r} is not a positive whole number")
+    return int(value)
+
+
+def _check_database_url(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ConfigurationError(
+            f"PATCHDAY_DATABASE_URL has scheme {scheme!r}; use sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    return url
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
+    """PATCHDAY_SECRET_KEY, else the key persisted in the data dir, else a new one written there (0600)."""
+    if key := env.get("PATCHDAY_SECRET_KEY"):
+        if len(key) < 32:
+            raise ConfigurationError("PATCHDAY_SECRET_KEY is shorter than 32 characters")
+        return key
+    path = data_dir / SECRET_KEY_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the secret key file {path}: {exc.strerror}") from exc
+    key = secrets.token_urlsafe(50)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process wrote it first: use theirs
+        return path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the secret key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    """Build Settings from an environment mapping; raises ConfigurationError naming the bad variable."""
+    data_dir = Path(env.get("PATCHDAY_DATA_DIR") or _default_data_dir(env)).expanduser().resolve()
+    database_url = _check_database_url(
+        env.get("PATCHDAY_DATABASE_URL") or f"sqlite:///{data_dir / 'patchday.sqlite3'}"
+    )
+    listen_host, listen_port = _parse_listen(env.get("PATCHDAY_LISTEN", DEFAULT_LISTEN))
+    public_url = env.get("PATCHDAY_PUBLIC_URL") or None
+    if public_url and urlsplit(public_url).scheme not in {"http", "https"}:
+        raise ConfigurationError(f"PATCHDAY_PUBLIC_URL={public_url!r} must start with http:// or https://")
+    hosts = [h.strip() for h in env.get("PATCHDAY_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    allowed_hosts = tuple(hosts) if hosts else DEFAULT_ALLOWED_HOSTS
+    if public_url and (public_host := urlsplit(public_url).hostname) and public_host not in allowed_hosts:
+        allowed_hosts = (*allowed_hosts, public_host)
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=_secret_key(env, data_dir),
+        allowed_hosts=allowed_hosts,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        public_url=public_url.rstrip("/") if public_url else None,
+        debug=_parse_bool("PATCHDAY_DEBUG", env.get("PATCHDAY_DEBUG", "false")),
+        web_workers=_parse_positive_int("PATCHDAY_WEB_WORKERS", env.get("PATCHDAY_WEB_WORKERS", "2")),
+        log_level=env.get("PATCHDAY_LOG_LEVEL", "INFO").upper(),
+    )
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process's Settings, read once from os.environ."""
+    return settings_from(os.environ)

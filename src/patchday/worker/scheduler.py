@@ -1,0 +1,90 @@
+"""Periodic tasks: one worker at a time holds the 'scheduler' lease and enqueues each due slot once.
+
+Election is a conditional UPDATE on one row (atomic on SQLite and PostgreSQL); the unique
+(name, slot) row written in the same transaction as the enqueue makes a double enqueue
+impossible even if two workers ever believed they led.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from patchday.worker.models import Lease, PeriodicRun
+from patchday.worker.tasks import prune_task_results, verify_audit_chain
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_LEASE = "scheduler"
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A task enqueued once per `every`, in slots aligned to EPOCH (so every worker agrees on them)."""
+
+    name: str
+    every: timedelta
+    task: Any
+
+    def slot(self, now: datetime) -> datetime:
+        elapsed = now - EPOCH
+        return EPOCH + self.every * (elapsed // self.every)
+
+
+SCHEDULE: Sequence[Periodic] = (
+    Periodic("audit.verify", timedelta(hours=1), verify_audit_chain),
+    Periodic("worker.prune_task_results", timedelta(days=1), prune_task_results),
+)
+
+
+def try_lead(worker_id: str, now: datetime, ttl: timedelta) -> bool:
+    """Take or renew the scheduler lease; True when `worker_id` holds it until now + ttl."""
+    with transaction.atomic():
+        renewed = (
+            Lease.objects.filter(name=SCHEDULER_LEASE)
+            .filter(Q(holder=worker_id) | Q(expires_at__lt=now))
+            .update(holder=worker_id, expires_at=now + ttl)
+        )
+        if renewed:
+            return True
+        if Lease.objects.filter(name=SCHEDULER_LEASE).exists():
+            return False
+        try:
+            with transaction.atomic():
+                Lease.objects.create(name=SCHEDULER_LEASE, holder=worker_id, expires_at=now + ttl, acquired_at=now)
+        except IntegrityError:
+            return False
+        return True
+
+
+def release(worker_id: str) -> None:
+    """Give up the lease at shutdown so another worker can lead at once."""
+    Lease.objects.filter(name=SCHEDULER_LEASE, holder=worker_id).delete()
+
+
+def enqueue_due(worker_id: str, now: datetime, schedule: Sequence[Periodic] = SCHEDULE) -> list[str]:
+    """Enqueue every periodic task whose current slot has not been enqueued yet; returns their names."""
+    enqueued: list[str] = []
+    for periodic in schedule:
+        slot = periodic.slot(now)
+        if PeriodicRun.objects.filter(name=periodic.name, slot=slot).exists():
+            continue
+        try:
+            with transaction.atomic():
+                run = PeriodicRun.objects.create(
+                    name=periodic.name, slot=slot, enqueued_at=now, enqueued_by=worker_id, task_id=""
+                )
+                result = periodic.task.enqueue()
+                PeriodicRun.objects.filter(pk=run.pk).update(task_id=str(result.id))
+        except IntegrityError:
+            continue  # another worker enqueued this slot first
+        logger.info("enqueued periodic task %s for slot %s", periodic.name, slot.isoformat())
+        enqueued.append(periodic.name)
+    return enqueued

@@ -1,0 +1,47 @@
+"""Background tasks. Each is a module-level function so any worker process can import and run it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tasks import task
+
+from patchday.audit import services as audit
+from patchday.core.audit import Actor, ActorKind
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = Actor(ActorKind.SYSTEM, "worker")
+
+
+@task()
+def probe(token: str) -> str:
+    """Record that a worker ran this probe; a second run of the same token fails on the unique constraint."""
+    from patchday.worker.models import Probe
+
+    from patchday.worker.runner import current_worker_id
+
+    worker_id = current_worker_id()
+    Probe.objects.create(token=token, worker_id=worker_id, ran_at=timezone.now())
+    return worker_id
+
+
+@task()
+def verify_audit_chain() -> dict[str, object]:
+    """Periodic: check the audit hash chain and log loudly if it is broken."""
+    report = audit.verify()
+    if not report.is_intact:
+        logger.error("audit chain broken at record %s: %s", report.first_broken, report.reason)
+    return {"intact": report.is_intact, "checked": report.checked, "first_broken": report.first_broken}
+
+
+@task()
+def prune_task_results(keep_days: int = 14) -> int:
+    """Periodic: delete finished task results older than `keep_days` (the queue's bookkeeping, not audit data)."""
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    deleted, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
+    return deleted
