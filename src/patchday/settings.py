@@ -116,9 +116,7 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
 def settings_from(env: Mapping[str, str]) -> Settings:
     """Build Settings from an environment mapping; raises ConfigurationError naming the bad variable."""
     data_dir = Path(env.get("PATCHDAY_DATA_DIR") or _default_data_dir(env)).expanduser().resolve()
-    database_url = _check_database_url(
-        env.get("PATCHDAY_DATABASE_URL") or f"sqlite:///{data_dir / 'patchday.sqlite3'}"
-    )
+    database_url = _check_database_url(env.get("PATCHDAY_DATABASE_URL") or f"sqlite:///{data_dir / 'patchday.sqlite3'}")
     listen_host, listen_port = _parse_listen(env.get("PATCHDAY_LISTEN", DEFAULT_LISTEN))
     public_url = env.get("PATCHDAY_PUBLIC_URL") or None
     if public_url and urlsplit(public_url).scheme not in {"http", "https"}:

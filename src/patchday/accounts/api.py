@@ -107,7 +107,9 @@ def get_user(request: HttpRequest, username: str) -> User:
     return services.get_user(username)
 
 
-@router.patch("/users/{username}", response=UserOut, auth=Guard(Permission.ADMINISTER), summary="Change role or disable")
+@router.patch(
+    "/users/{username}", response=UserOut, auth=Guard(Permission.ADMINISTER), summary="Change role or disable"
+)
 def change_user(request: HttpRequest, username: str, body: UserChange) -> User:
     actor = actor_for(request)
     user = services.get_user(username)

@@ -73,7 +73,7 @@ class Guard(AuthBase):
             raise AuthenticationFailed("send an API token (Authorization: Bearer ...) or sign in")
         if request.method not in SAFE_METHODS and check_csrf(request) is not None:
             raise PermissionDenied("CSRF check failed: send the X-CSRFToken header with the session cookie")
-        return cast(User, session_user)
+        return session_user
 
 
 V = TypeVar("V", bound=Callable[..., HttpResponse])
@@ -92,7 +92,7 @@ def page_guard(permission: Permission | str) -> Callable[[V], V]:
             user = request.user
             if not user.is_authenticated or not user.is_active:
                 return redirect_to_login(request.get_full_path())
-            if not cast(User, user).may(Permission(permission)):
+            if not user.may(Permission(permission)):
                 return render(request, "dashboard/forbidden.html", {"permission": permission}, status=403)
             return view(request, *args, **kwargs)
 

@@ -170,7 +170,11 @@ def create_token(actor: Actor, owner: User, name: str, expires_at: datetime | No
             "token.create",
             "api_token",
             prefix,
-            {"owner": owner.username, "name": name, "expires_at": expires_at.isoformat() if expires_at else None},
+            {
+                "owner": owner.username,
+                "name": name,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     return IssuedToken(token=token, secret=secret)
 
@@ -236,7 +240,8 @@ def check_sign_in(username: str, password: str, source: str) -> User:
     by_user, by_source = _recent_failures(username, source, now)
     if by_user >= MAX_FAILURES or by_source >= 4 * MAX_FAILURES:
         raise LoginThrottled(
-            "too many failed sign-ins; try again in 15 minutes", retry_after=int(FAILURE_WINDOW.total_seconds())
+            "too many failed sign-ins; try again in 15 minutes",
+            retry_after=int(FAILURE_WINDOW.total_seconds()),
         )
     user = User.objects.filter(username=username).first()
     ok = user is not None and user.check_password(password) and user.is_active
@@ -266,4 +271,3 @@ def require(user: User, permission: Permission) -> None:
     """Raise PermissionDenied unless `user` holds `permission`."""
     if not user.may(permission):
         raise PermissionDenied(f"role {user.role!r} may not do this (needs {permission.value!r})")
-

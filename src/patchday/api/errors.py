@@ -54,7 +54,7 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 def status_for(exc: core.PatchdayError) -> int:
     for klass in type(exc).__mro__:
         if klass in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[klass]  # type: ignore[index]
+            return STATUS_BY_ERROR[klass]
     return 400
 
 
@@ -98,7 +98,10 @@ def install(api: NinjaAPI) -> None:
         if isinstance(exc.__cause__, (json.JSONDecodeError, UnicodeDecodeError)):
             cause = exc.__cause__
             return error_response(
-                422, "invalid_input", f"request body is not valid JSON: {cause}", [{"field": "body", "message": str(cause)}]
+                422,
+                "invalid_input",
+                f"request body is not valid JSON: {cause}",
+                [{"field": "body", "message": str(cause)}],
             )
         status = exc.status_code
         return error_response(status, CODE_BY_STATUS.get(status, "error"), str(exc.message))

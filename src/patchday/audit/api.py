@@ -58,7 +58,12 @@ class VerifyOut(Schema):
     reason: str | None
 
 
-@router.get("/audit", response=list[AuditRecordOut], auth=Guard(Permission.READ_AUDIT), summary="Search the audit trail")
+@router.get(
+    "/audit",
+    response=list[AuditRecordOut],
+    auth=Guard(Permission.READ_AUDIT),
+    summary="Search the audit trail",
+)
 @paginate(Pagination)
 def list_records(request: HttpRequest, filters: Query[AuditQuery]) -> object:
     return services.search(filters.to_filter())

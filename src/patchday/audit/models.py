@@ -31,7 +31,7 @@ class AuditRecord(models.Model):
     object_type = models.CharField(max_length=64, db_index=True)
     object_id = models.CharField(max_length=128, db_index=True)
     changes = models.TextField()  # canonical JSON, exactly as hashed
-    source_address = models.CharField(max_length=64, null=True, blank=True)
+    source_address = models.CharField(max_length=64, blank=True, default="")
     prev_hash = models.CharField(max_length=64, unique=True)  # unique: the chain can never fork
     hash = models.CharField(max_length=64, unique=True)
 

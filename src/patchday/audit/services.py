@@ -74,7 +74,7 @@ def record(
             object_type=entry.object_type,
             object_id=entry.object_id,
             changes=canonical_changes(entry.changes),
-            source_address=entry.source_address,
+            source_address=entry.source_address or "",
             prev_hash=head.last_hash,
             hash=digest,
         )

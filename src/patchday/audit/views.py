@@ -44,7 +44,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     rows = services.search(form.to_filter())
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
+    query = urlencode([(k, str(v)) for k, v in request.GET.items() if k != "page" and v])
     context = {"form": form, "page": page, "query": query}
     template = "audit/_records.html" if request.headers.get("HX-Request") else "audit/log.html"
     return render(request, template, context)

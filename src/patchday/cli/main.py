@@ -49,7 +49,10 @@ def up(
     if password:
         out.print(f"[bold]Created account {admin!r} with password:[/bold] {password}")
         out.print("This password is shown only once. Change it under Account > Change password.")
-    out.print(f"patchday serves the dashboard on {url} and the API on {url}/api/v1 (docs: {url}/api/v1/docs)", soft_wrap=True)
+    out.print(
+        f"patchday serves the dashboard on {url} and the API on {url}/api/v1 (docs: {url}/api/v1/docs)",
+        soft_wrap=True,
+    )
     out.print("Ctrl+C stops it.")
     raise typer.Exit(server.run_together(settings))
 
@@ -113,7 +116,10 @@ def user_list() -> None:
     table = Table("username", "role", "status", "last sign-in")
     for user in services.list_users():
         table.add_row(
-            user.username, user.role, "active" if user.is_active else "disabled", str(user.last_login or "never")
+            user.username,
+            user.role,
+            "active" if user.is_active else "disabled",
+            str(user.last_login or "never"),
         )
     out.print(table)
 
@@ -154,7 +160,7 @@ def user_enable(name: str) -> None:
 @user_app.command("set-password")
 def user_set_password(
     name: str,
-    password: Annotated[Optional[str], typer.Option(help="generated and printed once when omitted off a terminal")] = None,  # noqa: UP045
+    password: Annotated[str | None, typer.Option(help="generated and printed once when omitted off a terminal")] = None,
 ) -> None:
     """Set a user's password (prompts on a terminal; otherwise generates one)."""
     if password is None and sys.stdin.isatty():
@@ -202,7 +208,12 @@ def token_list(user: Annotated[Optional[str], typer.Option(help="only this user'
     for token in services.list_tokens(owner):
         status = "revoked" if token.revoked_at else "active"
         table.add_row(
-            token.prefix, token.user.username, token.name, str(token.created_at), str(token.expires_at or "never"), status
+            token.prefix,
+            token.user.username,
+            token.name,
+            str(token.created_at),
+            str(token.expires_at or "never"),
+            status,
         )
     out.print(table)
 
@@ -260,24 +271,12 @@ def audit_export(
 
 
 def main() -> None:
-    """Entry point: the one place a command's patchday errors become a clear line and an exit code."""
+    """Entry point: the one place a command's patchday errors become a clear line and exit code 2."""
     try:
-        result = app(standalone_mode=False)
+        app()
     except PatchdayError as exc:
-        err.print(f"patchday: {exc}", highlight=False, markup=False)
+        err.print(f"patchday: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def run_together(settings: Settings) -> int:
         for child in children:
             code = child.poll()
             if code is not None:
-                print(f"patchday: {child.args[-1]} exited with {code}; stopping", file=sys.stderr)  # type: ignore[index]
+                print(f"patchday: {child.args!r} exited with {code}; stopping", file=sys.stderr)
                 exit_code = code or 1
                 stopping = True
         time.sleep(0.5)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.http import HttpRequest
 from django.urls import reverse
 
 from patchday import __version__
-from patchday.accounts.models import User
 from patchday.dashboard.navigation import NAVIGATION
 
 
@@ -17,7 +14,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     items: list[dict[str, object]] = []
     if user.is_authenticated:
         for item in NAVIGATION:
-            if cast(User, user).may(item.permission):
+            if user.may(item.permission):
                 url = reverse(item.url_name)
                 current = request.path == url or (url != "/" and request.path.startswith(url))
                 items.append({"label": item.label, "url": url, "current": current})

@@ -55,7 +55,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
     except DatabaseError as exc:
         return JsonResponse({"status": "unavailable", "reason": f"database unreachable: {exc}"}, status=503)
     if pending:
-        return JsonResponse({"status": "unavailable", "reason": "migrations not applied", "pending": pending}, status=503)
+        return JsonResponse(
+            {"status": "unavailable", "reason": "migrations not applied", "pending": pending}, status=503
+        )
     return JsonResponse({"status": "ok"})
 
 

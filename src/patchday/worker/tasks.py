@@ -20,7 +20,6 @@ SYSTEM = Actor(ActorKind.SYSTEM, "worker")
 def probe(token: str) -> str:
     """Record that a worker ran this probe; a second run of the same token fails on the unique constraint."""
     from patchday.worker.models import Probe
-
     from patchday.worker.runner import current_worker_id
 
     worker_id = current_worker_id()
