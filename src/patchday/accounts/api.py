@@ -8,6 +8,8 @@ from typing import cast
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 from ninja.pagination import paginate
+from ninja.responses import Status
+from pydantic import AliasChoices
 
 from patchday.accounts import services
 from patchday.accounts.guards import Guard, actor_for
@@ -18,16 +20,17 @@ from patchday.core.roles import ROLE_PERMISSIONS, Permission, Role
 router = Router(tags=["accounts"])
 
 
+# Output schemas read ORM rows (lists, lookups) and plain dicts (the created-once responses, which add
+# a secret). Static resolvers would run on both and fail on the dicts, so fields that are named
+# differently on the row say so with AliasChoices: the output name first, then the row's.
+
+
 class UserOut(Schema):
     username: str
     role: Role
-    active: bool
+    active: bool = Field(validation_alias=AliasChoices("active", "is_active"))
     last_login: datetime | None
     date_joined: datetime
-
-    @staticmethod
-    def resolve_active(obj: User) -> bool:
-        return obj.is_active
 
 
 class MeOut(UserOut):
@@ -54,21 +57,14 @@ class UserChange(Schema):
 
 
 class TokenOut(Schema):
-    id: str = Field(description="the token's public prefix")
+    # "prefix" first: a row also has an "id", its integer primary key, which is never shown
+    id: str = Field(validation_alias=AliasChoices("prefix", "id"), description="the token's public prefix")
     name: str
-    owner: str
+    owner: str = Field(validation_alias=AliasChoices("owner", "user.username"))
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
-
-    @staticmethod
-    def resolve_id(obj: ApiToken) -> str:
-        return obj.prefix
-
-    @staticmethod
-    def resolve_owner(obj: ApiToken) -> str:
-        return obj.user.username
 
 
 class TokenCreate(Schema):
@@ -96,10 +92,10 @@ def list_users(request: HttpRequest) -> object:
 
 
 @router.post("/users", response={201: UserCreated}, auth=Guard(Permission.ADMINISTER), summary="Create a user")
-def create_user(request: HttpRequest, body: UserCreate) -> tuple[int, dict[str, object]]:
+def create_user(request: HttpRequest, body: UserCreate) -> Status[dict[str, object]]:
     user, generated = services.create_user(actor_for(request), body.username, body.role, body.password)
     out = UserOut.from_orm(user).dict()
-    return 201, {**out, "generated_password": generated}
+    return Status(201, {**out, "generated_password": generated})
 
 
 @router.get("/users/{username}", response=UserOut, auth=Guard(Permission.ADMINISTER), summary="One user")
@@ -111,13 +107,7 @@ def get_user(request: HttpRequest, username: str) -> User:
     "/users/{username}", response=UserOut, auth=Guard(Permission.ADMINISTER), summary="Change role or disable"
 )
 def change_user(request: HttpRequest, username: str, body: UserChange) -> User:
-    actor = actor_for(request)
-    user = services.get_user(username)
-    if body.role is not None:
-        user = services.set_role(actor, username, body.role)
-    if body.active is not None:
-        user = services.set_active(actor, username, body.active)
-    return user
+    return services.change_user(actor_for(request), username, role=body.role, active=body.active)
 
 
 @router.get("/tokens", response=list[TokenOut], auth=Guard(Permission.VIEW), summary="List API tokens")
@@ -129,9 +119,9 @@ def list_tokens(request: HttpRequest, all: bool = False) -> object:
 
 
 @router.post("/tokens", response={201: TokenCreated}, auth=Guard(Permission.VIEW), summary="Create an API token")
-def create_token(request: HttpRequest, body: TokenCreate) -> tuple[int, dict[str, object]]:
+def create_token(request: HttpRequest, body: TokenCreate) -> Status[dict[str, object]]:
     issued = services.create_token(actor_for(request), _user(request), body.name, body.expires_at)
-    return 201, {**TokenOut.from_orm(issued.token).dict(), "token": issued.secret}
+    return Status(201, {**TokenOut.from_orm(issued.token).dict(), "token": issued.secret})
 
 
 @router.delete("/tokens/{token_id}", response=TokenOut, auth=Guard(Permission.VIEW), summary="Revoke an API token")

@@ -113,6 +113,17 @@ def set_active(actor: Actor, username: str, active: bool) -> User:
     return user
 
 
+def change_user(actor: Actor, username: str, role: Role | None = None, active: bool | None = None) -> User:
+    """Change a user's role and/or active flag as one change: if either part is refused, neither is made."""
+    with transaction.atomic():
+        user = get_user(username)
+        if role is not None:
+            user = set_role(actor, username, role)
+        if active is not None:
+            user = set_active(actor, username, active)
+    return user
+
+
 def set_password(actor: Actor, username: str, password: str) -> User:
     with transaction.atomic():
         user = get_user(username)
@@ -127,8 +138,10 @@ def _keep_one_admin(user: User, new_role: Role | None) -> None:
     """Refuse a change that would leave no active admin (the system could no longer be administered)."""
     if user.role != Role.ADMIN or not user.is_active or new_role is Role.ADMIN:
         return
-    others = User.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=user.pk)
-    if not others.exists():
+    # Lock the active admins, so that two admins demoting each other at once cannot both succeed
+    # (on PostgreSQL; SQLite's IMMEDIATE transactions already run one writer at a time).
+    admins = User.objects.select_for_update().filter(role=Role.ADMIN, is_active=True)
+    if not any(pk != user.pk for pk in admins.values_list("pk", flat=True)):
         raise Conflict(f"{user.username!r} is the last active admin; make another admin first")
 
 

@@ -28,7 +28,7 @@ class LoginForm(forms.Form):
 
 class UserForm(forms.Form):
     username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=ROLE_CHOICES)
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=Role.VIEWER.value)  # least privilege by default
 
 
 class TokenForm(forms.Form):

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -58,8 +60,19 @@ def status_for(exc: core.PatchdayError) -> int:
     return 400
 
 
+PARAMETER_SOURCES: Final = frozenset({"body", "query", "path", "header", "cookie", "form", "file"})
+
+
 def _field_path(loc: list[Any] | tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    """The field as the client named it ("username", "page", "hosts.0.name"), the name services use too.
+
+    ninja's location starts with where the value came from ("body", "query"); it is dropped, except
+    when the whole body is at fault ("body").
+    """
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] in PARAMETER_SOURCES:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -105,6 +118,16 @@ def install(api: NinjaAPI) -> None:
             )
         status = exc.status_code
         return error_response(status, CODE_BY_STATUS.get(status, "error"), str(exc.message))
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return error_response(
+            413, "payload_too_large", f"request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+        )
+
+    @api.exception_handler(SuspiciousOperation)
+    def suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+        return error_response(400, "bad_request", "the request was refused as malformed")
 
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:

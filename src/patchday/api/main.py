@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.urls import URLPattern, URLResolver
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
+from ninja.errors import ValidationError, ValidationErrorContext
 
 from patchday import __version__
 from patchday.accounts.api import router as accounts_router
@@ -10,7 +15,35 @@ from patchday.api import errors
 from patchday.audit.api import router as audit_router
 from patchday.worker.api import router as worker_router
 
-api = NinjaAPI(
+
+class PatchdayApi(NinjaAPI):
+    """NinjaAPI whose validation errors locate a field in what the client sent ("body", "username")."""
+
+    def validation_error_from_error_contexts(
+        self, error_contexts: list[ValidationErrorContext[Any]]
+    ) -> ValidationError:
+        errors: list[dict[str, Any]] = []
+        for context in error_contexts:
+            # A single body parameter is read from the whole body, but ninja puts its parameter name
+            # into the location ("body.body.username"), a name the client never sent.
+            wrapper = getattr(context.model, "__read_from_single_attr__", None)
+            for error in super().validation_error_from_error_contexts([context]).errors:
+                loc = tuple(error["loc"])
+                if wrapper and loc[1:2] == (wrapper,):
+                    error["loc"] = loc[:1] + loc[2:]
+                errors.append(error)
+        return ValidationError(errors)
+
+    def _get_urls(self) -> list[URLResolver | URLPattern]:
+        urls = super()._get_urls()
+        for url in urls:
+            if isinstance(url, URLPattern) and url.name == "api-root":
+                # The root only answers 404 (pointing at the docs); without this, CSRF turned a POST there into a 403.
+                url.callback = csrf_exempt(url.callback)
+        return urls
+
+
+api = PatchdayApi(
     title="patchday API",
     version="1",
     description=f"patchday {__version__}. Authenticate with `Authorization: Bearer <token>` "

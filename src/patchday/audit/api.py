@@ -1,7 +1,7 @@
 """API routes of the audit trail: search, export (CSV or JSON), chain verification."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: ninja's @paginate re-reads the view's annotations in
+# its own module, where the string "Query[AuditQuery]" cannot be resolved, so GET /audit failed (500).
 from datetime import datetime
 from typing import Any, Literal
 

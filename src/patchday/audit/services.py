@@ -6,10 +6,11 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -52,9 +53,7 @@ def record(
     (and SQLite's single writer) always link to the true predecessor.
     """
     with transaction.atomic():
-        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-        if head is None:
-            head = AuditChainHead.objects.create(pk=1, last_hash=GENESIS_HASH, count=0)
+        head = _locked_head()
         entry = AuditEntry(
             at=timezone.now(),
             actor_kind=actor.kind,
@@ -62,7 +61,9 @@ def record(
             action=action,
             object_type=object_type,
             object_id=str(object_id),
-            changes=dict(changes or {}),
+            # Hash what verification will read back: the stored JSON, not the caller's Python values
+            # (int keys and other non-JSON values come back changed and would no longer match).
+            changes=json.loads(canonical_changes(changes or {})),
             source_address=actor.source_address,
         )
         digest = chain_hash(head.last_hash, entry)
@@ -82,15 +83,58 @@ def record(
     return row
 
 
+def _locked_head() -> AuditChainHead:
+    """The chain head, locked until the caller's transaction ends; created at genesis by the first append."""
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is not None:
+        return head
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent first append may create the head first
+            AuditChainHead.objects.create(pk=1, last_hash=GENESIS_HASH, count=0)
+    except IntegrityError:
+        pass
+    return AuditChainHead.objects.select_for_update().get(pk=1)
+
+
+@contextmanager
+def _snapshot() -> Iterator[None]:
+    """A read-only transaction that sees the database at one moment, without holding up writers."""
+    if connection.in_atomic_block:  # the caller's transaction already decides what is seen
+        yield
+        return
+    with connection.cursor():  # connect (and health-check) first: SET TRANSACTION must be the first statement
+        pass
+    if connection.vendor == "sqlite":
+        # Our SQLite transactions are IMMEDIATE (they take the write lock); a deferred one reads a WAL snapshot.
+        mode = connection.transaction_mode  # type: ignore[attr-defined]
+        connection.transaction_mode = "DEFERRED"  # type: ignore[attr-defined]
+        try:
+            with transaction.atomic():
+                yield
+        finally:
+            connection.transaction_mode = mode  # type: ignore[attr-defined]
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
 def verify() -> ChainReport:
-    """Check every record against the chain and the chain head; the report names the first broken record."""
-    head = AuditChainHead.objects.filter(pk=1).first()
-    records = (r.to_chained() for r in AuditRecord.objects.order_by("id").iterator(chunk_size=2000))
-    return check_chain(
-        records,
-        expected_head=head.last_hash if head else GENESIS_HASH,
-        expected_count=head.count if head else 0,
-    )
+    """Check every record against the chain and the chain head; the report names the first broken record.
+
+    The head and the records are read from one snapshot, so records appended while verification
+    runs are not mistaken for records missing from the end of the chain.
+    """
+    with _snapshot():
+        head = AuditChainHead.objects.filter(pk=1).first()
+        records = (r.to_chained() for r in AuditRecord.objects.order_by("id").iterator(chunk_size=2000))
+        return check_chain(
+            records,
+            expected_head=head.last_hash if head else GENESIS_HASH,
+            expected_count=head.count if head else 0,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 
 from django import forms
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from patchday.accounts.guards import page_guard
 from patchday.audit import services
+from patchday.audit.models import AuditRecord
 from patchday.core.roles import Permission
 
 
@@ -38,6 +41,24 @@ class AuditFilterForm(forms.Form):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One record as the log page shows it: `changes` as (field, value) pairs instead of raw JSON."""
+
+    record: AuditRecord
+    changes: list[tuple[str, str]]
+
+
+def _change_pairs(changes: str) -> list[tuple[str, str]]:
+    try:
+        decoded = json.loads(changes)
+    except ValueError:
+        return [("", changes)]  # shown as stored; verifying the chain reports a damaged record
+    if not isinstance(decoded, dict):
+        return [("", changes)]
+    return [(key, value if isinstance(value, str) else json.dumps(value)) for key, value in decoded.items()]
+
+
 @page_guard(Permission.READ_AUDIT)
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
@@ -45,7 +66,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     rows = services.search(form.to_filter())
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     query = urlencode([(k, str(v)) for k, v in request.GET.items() if k != "page" and v])
-    context = {"form": form, "page": page, "query": query}
+    shown = [RecordRow(record, _change_pairs(record.changes)) for record in page]
+    context = {"form": form, "page": page, "rows": shown, "query": query}
     template = "audit/_records.html" if request.headers.get("HX-Request") else "audit/log.html"
     return render(request, template, context)
 

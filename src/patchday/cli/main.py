@@ -241,7 +241,8 @@ def audit_verify() -> None:
     if report.is_intact:
         out.print(f"audit chain intact: {report.checked} records, head {report.head_hash}")
         return
-    err.print(f"audit chain BROKEN at record {report.first_broken}: {report.reason} ({report.checked} records read)")
+    where = f"at record {report.first_broken}" if report.first_broken is not None else "with no record left"
+    err.print(f"audit chain BROKEN {where}: {report.reason} ({report.checked} records read)", soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -63,7 +63,11 @@ class ChainedRecord:
 
 @dataclass(frozen=True, slots=True)
 class ChainReport:
-    """Result of checking a chain: `first_broken` is None when every record checks out."""
+    """Result of checking a chain: `reason` is None when every record checks out.
+
+    `first_broken` names the first record that does not hold; it is None when the chain is intact,
+    and also when it is broken with no record left to name (every record deleted).
+    """
 
     checked: int
     head_hash: str
@@ -72,7 +76,7 @@ class ChainReport:
 
     @property
     def is_intact(self) -> bool:
-        return self.first_broken is None
+        return self.reason is None
 
 
 def canonical_changes(changes: Mapping[str, object]) -> str:

@@ -26,12 +26,14 @@ def current_worker_id() -> str:
 
 
 class SchedulerLoop(threading.Thread):
-    """Every `tick` seconds: heartbeat, try to lead, and when leading enqueue due periodic tasks."""
+    """Every `tick` seconds: heartbeat and, when `schedule`, try to lead; the leader enqueues due
+    periodic tasks and fails tasks whose worker vanished."""
 
-    def __init__(self, worker_id: str, tick: float, lease_ttl: float) -> None:
+    def __init__(self, worker_id: str, tick: float, lease_ttl: float, schedule: bool = True) -> None:
         super().__init__(name="patchday-scheduler", daemon=True)
         self.worker_id = worker_id
         self.tick = tick
+        self.schedule = schedule
         self.lease_ttl = timedelta(seconds=lease_ttl)
         self.stopping = threading.Event()
         self.leading = False
@@ -52,7 +54,7 @@ class SchedulerLoop(threading.Thread):
 
     def step(self) -> None:
         now = timezone.now()
-        leading = scheduler.try_lead(self.worker_id, now, self.lease_ttl)
+        leading = self.schedule and scheduler.try_lead(self.worker_id, now, self.lease_ttl)
         if leading != self.leading:
             logger.info("worker %s %s the scheduler", self.worker_id, "now leads" if leading else "no longer leads")
             self.leading = leading
@@ -67,7 +69,12 @@ class SchedulerLoop(threading.Thread):
             },
         )
         if leading:
+            # A leader that died without releasing (SIGKILL, power loss) left its heartbeat claiming to lead.
+            WorkerHeartbeat.objects.filter(is_scheduler=True).exclude(worker_id=self.worker_id).update(
+                is_scheduler=False
+            )
             scheduler.enqueue_due(self.worker_id, now)
+            scheduler.fail_orphaned_tasks(self.worker_id, now)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -83,9 +90,8 @@ def run_worker(*, interval: float, tick: float, lease_ttl: float, batch: bool, s
     from django_tasks_db.management.commands.db_worker import Worker
 
     _worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-    loop = SchedulerLoop(_worker_id, tick, lease_ttl) if schedule else None
-    if loop:
-        loop.start()
+    loop = SchedulerLoop(_worker_id, tick, lease_ttl, schedule)  # always: the heartbeat shows the worker lives
+    loop.start()
     worker = Worker(
         queue_names=["*"],
         interval=interval,
@@ -100,5 +106,4 @@ def run_worker(*, interval: float, tick: float, lease_ttl: float, batch: bool, s
     try:
         worker.run()
     finally:
-        if loop:
-            loop.stop()
+        loop.stop()

@@ -16,12 +16,15 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from patchday.worker.models import Lease, PeriodicRun
+from patchday.audit import services as audit
+from patchday.core.audit import Actor, ActorKind
+from patchday.worker.models import Lease, PeriodicRun, WorkerHeartbeat
 from patchday.worker.tasks import prune_task_results, verify_audit_chain
 
 logger = logging.getLogger(__name__)
 
 SCHEDULER_LEASE = "scheduler"
+ALIVE_AFTER = timedelta(minutes=2)  # a worker whose heartbeat is older than this is gone
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -88,3 +91,37 @@ def enqueue_due(worker_id: str, now: datetime, schedule: Sequence[Periodic] = SC
         logger.info("enqueued periodic task %s for slot %s", periodic.name, slot.isoformat())
         enqueued.append(periodic.name)
     return enqueued
+
+
+class WorkerVanished(Exception):
+    """The worker running a task stopped (killed, crashed, lost its machine) before finishing it."""
+
+
+def fail_orphaned_tasks(worker_id: str, now: datetime) -> int:
+    """Mark RUNNING tasks whose worker has no recent heartbeat as FAILED; returns how many.
+
+    They are failed, not re-queued: a task may have half-changed something, and running it again
+    is the task owner's decision (deployment jobs carry their own idempotency and retry rules).
+    """
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = now - ALIVE_AFTER
+    alive = set(WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).values_list("worker_id", flat=True))
+    failed = 0
+    for result in DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING, started_at__lt=cutoff):
+        last_worker = result.worker_ids[-1] if result.worker_ids else "unknown"
+        if last_worker in alive:
+            continue
+        with transaction.atomic():
+            result.set_failed(WorkerVanished(f"worker {last_worker} stopped while running this task"))
+            audit.record(
+                Actor(ActorKind.SYSTEM, f"worker:{worker_id}"),
+                "task.orphaned",
+                "task",
+                result.id,
+                {"task": result.task_path, "worker": last_worker},
+            )
+        logger.warning("task %s (%s) failed: worker %s vanished", result.id, result.task_path, last_worker)
+        failed += 1
+    return failed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
@@ -13,7 +14,12 @@ from patchday.core.audit import Actor, ActorKind
 
 logger = logging.getLogger(__name__)
 
-SYSTEM = Actor(ActorKind.SYSTEM, "worker")
+
+def worker_actor() -> Actor:
+    """The audit actor for changes a task makes: this worker process."""
+    from patchday.worker.runner import current_worker_id  # runner imports the scheduler, which imports tasks
+
+    return Actor(ActorKind.SYSTEM, f"worker:{current_worker_id()}")
 
 
 @task()
@@ -23,7 +29,9 @@ def probe(token: str) -> str:
     from patchday.worker.runner import current_worker_id
 
     worker_id = current_worker_id()
-    Probe.objects.create(token=token, worker_id=worker_id, ran_at=timezone.now())
+    with transaction.atomic():
+        row = Probe.objects.create(token=token, worker_id=worker_id, ran_at=timezone.now())
+        audit.record(worker_actor(), "worker.probe_ran", "probe", row.pk, {"token": token})
     return worker_id
 
 
@@ -42,5 +50,9 @@ def prune_task_results(keep_days: int = 14) -> int:
     from django_tasks_db.models import DBTaskResult
 
     cutoff = timezone.now() - timedelta(days=keep_days)
-    deleted, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
+    with transaction.atomic():
+        deleted, _ = DBTaskResult.objects.finished().filter(finished_at__lt=cutoff).delete()
+        if deleted:
+            changes = {"deleted": deleted, "finished_before": cutoff.isoformat()}
+            audit.record(worker_actor(), "worker.prune_task_results", "task_result", "*", changes)
     return deleted

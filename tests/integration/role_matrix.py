@@ -1,0 +1,57 @@
+"""The declared role matrix: the permission every API operation and every page requires, or "public".
+
+test_role_matrix.py walks the real route table and fails when a route is missing here, when an entry
+here names no route, when the guard in code says otherwise, or when a request disagrees with it.
+Adding a route means adding its line here, on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+from patchday.core.roles import Permission
+
+PUBLIC: Final = "public"
+Rule = Permission | Literal["public"]
+
+# (METHOD, path template as the client sees it) -> rule. Path parameters keep ninja's {name} form.
+API_RULES: Final[Mapping[tuple[str, str], Rule]] = {
+    # the API's own pages: its root (a 404 pointing at the docs), the OpenAPI document and the docs
+    ("GET", "/api/v1/"): PUBLIC,
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
+    ("GET", "/api/v1/docs"): PUBLIC,
+    # accounts
+    ("GET", "/api/v1/me"): Permission.VIEW,
+    ("GET", "/api/v1/users"): Permission.ADMINISTER,
+    ("POST", "/api/v1/users"): Permission.ADMINISTER,
+    ("GET", "/api/v1/users/{username}"): Permission.ADMINISTER,
+    ("PATCH", "/api/v1/users/{username}"): Permission.ADMINISTER,
+    ("GET", "/api/v1/tokens"): Permission.VIEW,
+    ("POST", "/api/v1/tokens"): Permission.VIEW,
+    ("DELETE", "/api/v1/tokens/{token_id}"): Permission.VIEW,
+    # audit
+    ("GET", "/api/v1/audit"): Permission.READ_AUDIT,
+    ("GET", "/api/v1/audit/export"): Permission.READ_AUDIT,
+    ("GET", "/api/v1/audit/verify"): Permission.READ_AUDIT,
+    # worker
+    ("GET", "/api/v1/worker/status"): Permission.VIEW,
+    ("POST", "/api/v1/worker/probes"): Permission.ADMINISTER,
+}
+
+# URL name of a dashboard page (or other non-API URL) -> rule.
+PAGE_RULES: Final[Mapping[str, Rule]] = {
+    "home": Permission.VIEW,
+    "healthz": PUBLIC,
+    "readyz": PUBLIC,
+    "login": PUBLIC,
+    "logout": Permission.VIEW,
+    "password": Permission.VIEW,
+    "users": Permission.ADMINISTER,
+    "user-change": Permission.ADMINISTER,
+    "tokens": Permission.VIEW,
+    "token-revoke": Permission.VIEW,
+    "audit-log": Permission.READ_AUDIT,
+    "audit-verify": Permission.READ_AUDIT,
+    "api-not-found": PUBLIC,  # the catch-all under /api/: a 404 in the API's error shape
+}
