@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, RequestFactory
 
+from patchday.accounts import services as accounts
 from patchday.accounts.models import ApiToken, User
 from patchday.api.main import api
 from patchday.audit.models import AuditChainHead, AuditRecord
 from patchday.core.roles import Role
-from tests.conftest import TEST_PASSWORD, ApiClient
+from tests.conftest import SYSTEM_ACTOR, TEST_PASSWORD, ApiClient
 
 pytestmark = pytest.mark.django_db
 
@@ -362,3 +364,22 @@ def test_readyz_answers_ready_when_the_database_is_migrated() -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(("status", "kept"), [(201, True), (409, False), (500, False)])
+def test_an_unsafe_api_request_answered_with_an_error_keeps_none_of_its_writes(
+    db: None, rf: RequestFactory, status: int, kept: bool
+) -> None:
+    from patchday.api.errors import error_response
+    from patchday.api.middleware import ApiTransactionMiddleware
+
+    def view_that_writes_then_answers(request: HttpRequest) -> HttpResponse:
+        accounts.create_user(SYSTEM_ACTOR, "ghost", Role.VIEWER, TEST_PASSWORD)
+        return error_response(status, "x", "x") if status >= 400 else HttpResponse(status=status)
+
+    before = AuditRecord.objects.count()
+    response = ApiTransactionMiddleware(view_that_writes_then_answers)(rf.post("/api/v1/anything"))
+
+    assert response.status_code == status
+    assert User.objects.filter(username="ghost").exists() is kept
+    assert AuditRecord.objects.count() == before + (1 if kept else 0)

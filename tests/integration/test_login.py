@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -125,6 +126,9 @@ def test_wrong_credentials_answer_401_alike_and_are_recorded(alice: User, userna
     assert list(LoginFailure.objects.values_list("username", "source_address")) == [(username, "192.0.2.1")]
     record = AuditRecord.objects.filter(action="session.login_failed").get()
     assert record.object_id == username
+    assert record.actor_name == "anonymous"  # nobody proved who they are
+    expected = "unknown user" if username == "nobody" else "wrong password"
+    assert json.loads(record.changes) == {"reason": expected}
 
 
 def test_a_disabled_user_cannot_sign_in(alice: User, make_user: MakeUser) -> None:
@@ -233,6 +237,9 @@ def test_check_sign_in_raises_throttled_with_the_retry_delay(alice: User) -> Non
         services.check_sign_in("alice", TEST_PASSWORD, "192.0.2.1")
 
     assert raised.value.retry_after == 15 * 60
+    refused = AuditRecord.objects.get(action="session.login_throttled")
+    assert (refused.actor_name, refused.object_id) == ("anonymous", "alice")
+    assert json.loads(refused.changes) == {"failures": services.MAX_FAILURES, "from_source": services.MAX_FAILURES}
 
 
 # -- CSRF on forms ---------------------------------------------------------------------------------------------

@@ -247,36 +247,41 @@ def check_sign_in(username: str, password: str, source: str) -> User:
     """The active user with these credentials; raises LoginThrottled or AuthenticationFailed.
 
     After MAX_FAILURES failures in FAILURE_WINDOW for a username, or 4x that from one address,
-    further attempts are refused without checking the password. Every outcome is audited.
+    further attempts are refused without checking the password. Every outcome is audited; a
+    failed or refused attempt is recorded as made by "anonymous", since nobody proved who they are.
     """
     now = timezone.now()
-    by_user, by_source = _recent_failures(username, source, now)
+    name = username[:150]
+    anonymous = Actor(kind=ActorKind.USER, name="anonymous", source_address=source)
+    by_user, by_source = _recent_failures(name, source, now)
     if by_user >= MAX_FAILURES or by_source >= 4 * MAX_FAILURES:
+        audit.record(
+            anonymous, "session.login_throttled", "user", name, {"failures": by_user, "from_source": by_source}
+        )
         raise LoginThrottled(
             "too many failed sign-ins; try again in 15 minutes",
             retry_after=int(FAILURE_WINDOW.total_seconds()),
         )
     user = User.objects.filter(username=username).first()
-    ok = user is not None and user.check_password(password) and user.is_active
     if user is None:
         User().set_password(password)  # same work as a real check, so timing does not reveal usernames
-    actor = Actor(kind=ActorKind.USER, name=username[:150], source_address=source)
-    if not ok or user is None:
+        reason = "unknown user"
+    elif not user.check_password(password):
+        reason = "wrong password"
+    elif not user.is_active:
+        reason = "account disabled"
+    else:
+        reason = ""
+    if reason or user is None:
         with transaction.atomic():  # a failed sign-in is itself a security event: kept and audited
-            LoginFailure.objects.create(username=username[:150], source_address=source, at=now)
-            audit.record(actor, "session.login_failed", "user", username[:150], {})
+            LoginFailure.objects.create(username=name, source_address=source, at=now)
+            audit.record(anonymous, "session.login_failed", "user", name, {"reason": reason})
         raise AuthenticationFailed("wrong username or password, or the account is disabled")
     with transaction.atomic():
         LoginFailure.objects.filter(username=username).delete()
         user.last_login = now
         user.save(update_fields=["last_login"])
-        audit.record(
-            Actor(kind=actor.kind, name=username, user_id=user.pk, source_address=source),
-            "session.login",
-            "user",
-            username,
-            {},
-        )
+        audit.record(Actor(ActorKind.USER, username, user.pk, source), "session.login", "user", username, {})
     return user
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
 from patchday.api.errors import CODE_BY_STATUS, error_response
@@ -37,3 +38,28 @@ class ApiErrorShapeMiddleware:
         if allow := response.get("Allow"):
             shaped["Allow"] = allow
         return shaped
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class ApiTransactionMiddleware:
+    """Runs each unsafe API request in one transaction, rolled back when the answer is an error.
+
+    Services already make each change atomic; this extends the guarantee to the whole request,
+    so a request that fails anywhere (a second service call, building the response) changes
+    nothing and leaves no audit record. Reads are left out: on SQLite a write transaction
+    would serialise them for nothing.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX) or request.method in SAFE_METHODS:
+            return self.get_response(request)
+        with transaction.atomic():
+            response = self.get_response(request)
+            if response.status_code >= 400:
+                transaction.set_rollback(True)
+        return response

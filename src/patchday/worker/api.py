@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema
+from ninja.responses import Status
 
 from patchday.accounts.guards import Guard, actor_for
 from patchday.audit import services as audit
@@ -56,11 +57,11 @@ def status(request: HttpRequest) -> dict[str, object]:
 
 
 @router.post("/worker/probes", response={202: ProbeOut}, auth=Guard(Permission.ADMINISTER), summary="Enqueue a probe")
-def enqueue_probe(request: HttpRequest) -> tuple[int, dict[str, str]]:
+def enqueue_probe(request: HttpRequest) -> Status[dict[str, str]]:
     from django.db import transaction
 
     token = secrets.token_hex(8)
     with transaction.atomic():
         result = probe.enqueue(token)
         audit.record(actor_for(request), "worker.probe", "task", str(result.id), {"token": token})
-    return 202, {"token": token, "task_id": str(result.id)}
+    return Status(202, {"token": token, "task_id": str(result.id)})
