@@ -8,13 +8,12 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlencode
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from patchday.accounts.models import User
 from patchday.audit import services
@@ -22,6 +21,7 @@ from patchday.audit.models import AppendOnlyError, AuditChainHead, AuditRecord
 from patchday.core.audit import Actor, ActorKind, AuditEntry, chain_hash
 from patchday.core.roles import Role
 from tests.conftest import TEST_PASSWORD, ApiClient
+from tests.support.concurrency import in_threads
 
 ALICE = Actor(ActorKind.USER, "alice", None, "192.0.2.10")
 BOB = Actor(ActorKind.TOKEN, "bob/pd_1234", None, "192.0.2.11")
@@ -226,29 +226,6 @@ def test_verify_notices_every_record_deleted_with_raw_sql(api_as: Callable[[Role
 
 
 # -- concurrency -----------------------------------------------------------------------------------------
-
-
-def in_threads(count: int, work: Callable[[int], None]) -> list[BaseException]:
-    """Run work(0..count-1) in threads that start together; returns what they raised."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(count)
-
-    def run(n: int) -> None:
-        try:
-            start.wait(timeout=30)
-            work(n)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return errors
 
 
 def test_concurrent_appends_keep_the_chain_intact(transactional_db: None) -> None:

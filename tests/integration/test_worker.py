@@ -7,14 +7,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
 from patchday.audit import services as audit
@@ -22,6 +21,7 @@ from patchday.audit.models import AuditRecord
 from patchday.worker import scheduler
 from patchday.worker.models import Lease, PeriodicRun, Probe, WorkerHeartbeat
 from patchday.worker.tasks import probe
+from tests.support.concurrency import in_threads
 
 LEASE = 2.0
 TICK = 0.2
@@ -228,30 +228,16 @@ def test_each_due_slot_is_enqueued_once() -> None:
 
 
 def test_racing_workers_elect_one_leader_and_enqueue_each_slot_once(transactional_db: None) -> None:
-    contenders = 6
-    start = threading.Barrier(contenders)
     led: list[str] = []
     enqueued: list[str] = []
-    errors: list[BaseException] = []
 
     def contend(n: int) -> None:
-        try:
-            start.wait(timeout=30)
-            if scheduler.try_lead(f"w{n}", T0, timedelta(seconds=30)):
-                led.append(f"w{n}")
-            # Even workers that wrongly believed they led could not enqueue a slot twice.
-            enqueued.extend(scheduler.enqueue_due(f"w{n}", T0))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        if scheduler.try_lead(f"w{n}", T0, timedelta(seconds=30)):
+            led.append(f"w{n}")
+        # Even workers that wrongly believed they led could not enqueue a slot twice.
+        enqueued.extend(scheduler.enqueue_due(f"w{n}", T0))
 
-    threads = [threading.Thread(target=contend, args=(n,)) for n in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    assert in_threads(6, contend) == []
     assert len(led) == 1
     assert Lease.objects.get(name=scheduler.SCHEDULER_LEASE).holder == led[0]
     assert sorted(enqueued) == sorted(p.name for p in scheduler.SCHEDULE)
