@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from patchday.cli.advisories import advisories_app
 from patchday.cli.bootstrap import cli_actor, start_django
+from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
 
 app = typer.Typer(help="patchday: self-hosted patch management.", no_args_is_help=True, add_completion=False)
@@ -20,6 +22,8 @@ audit_app = typer.Typer(help="Inspect and verify the audit trail.", no_args_is_h
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.command("scan")(scan_command)
+app.add_typer(advisories_app, name="advisories")
 
 out = Console()
 err = Console(stderr=True)

@@ -2,6 +2,7 @@
 
 PatchdayError
  +-- InvalidInput            input does not fit: a field, a name, a value (API 422)
+ |    +-- InvalidVersion      a version string does not parse under its scheme (dpkg, rpm, ...)
  +-- NotFound                the named object does not exist (API 404)
  +-- Conflict                the change contradicts the current state, e.g. a duplicate name (API 409)
  +-- AuthenticationFailed    no valid credentials (API 401)
@@ -10,6 +11,7 @@ PatchdayError
  +-- ConfigurationError      a PATCHDAY_* setting is malformed
  +-- DatabaseUnavailable     the database cannot be reached or is not migrated
  +-- AuditChainBroken        an audit record does not match the hash chain
+ +-- FeedUnreadable          a feed file or payload cannot be read or parsed; nothing of it was loaded
 
 The API maps these types to status codes in one table (patchday.api.errors).
 """
@@ -87,3 +89,21 @@ class AuditChainBroken(PatchdayError):
     def __init__(self, message: str, record_id: int | None) -> None:
         super().__init__(message)
         self.record_id = record_id
+
+
+class InvalidVersion(InvalidInput):
+    """A version string does not parse under its scheme; the message names both."""
+
+    code = "invalid_version"
+
+    def __init__(self, scheme: str, version: str, reason: str) -> None:
+        super().__init__(f"{version!r} is not a valid {scheme} version: {reason}", field="version")
+        self.scheme = scheme
+        self.version = version
+        self.reason = reason
+
+
+class FeedUnreadable(PatchdayError):
+    """A feed file or payload cannot be read or parsed; nothing of it was loaded. Names the file and entry."""
+
+    code = "feed_unreadable"

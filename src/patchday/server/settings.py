@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "patchday.accounts",
     "patchday.audit",
+    "patchday.inventory",
+    "patchday.advisories",
+    "patchday.findings",
     "patchday.worker",
     "patchday.dashboard",
 ]

@@ -1,0 +1,1 @@
+"""Advisories from feeds, with their affected ranges stored as version sort keys."""

@@ -1,0 +1,1 @@
+"""Vulnerability feeds: read a source's published format and turn it into core values."""

@@ -1,0 +1,1 @@
+"""Findings: which installed package versions fall inside which advisories' affected ranges."""

@@ -1,0 +1,1 @@
+"""Inventory: hosts and what is installed on them, stored once per distinct package version."""
