@@ -226,18 +226,18 @@ def _group(matches: Sequence[Match]) -> list[Finding]:
 
 def scan(facts: HostFacts, advisories: Sequence[Advisory]) -> ScanReport:
     """Match the host's packages against `advisories`; never raises for a single bad version."""
-    unknown: list[str] = []
-    if not facts.ecosystems:
-        unknown.append(f"operating system {facts.os_id or 'unknown'} {facts.os_version}".strip())
     primary = facts.ecosystems[0] if facts.ecosystems else None
     mapping = {e: primary for e in facts.ecosystems} if primary else {}
     report: MatchReport = match_inventory(facts.packages, index_advisories(advisories, mapping))
-    unknown += [e for e in report.unknown_ecosystems if f"operating system {e}" not in unknown]
+    if primary is None:  # the packages' ecosystem is only a stand-in name: report the system, once
+        unknown = [f"operating system {facts.os_id or 'unknown'} {facts.os_version}".strip()]
+    else:
+        unknown = list(report.unknown_ecosystems)
     return ScanReport(
         host=facts,
         findings=tuple(_group(report.matches)),
         skipped=tuple((s.package.name, s.package.version, s.reason) for s in report.skipped),
-        unknown=tuple(dict.fromkeys(unknown)),
+        unknown=tuple(unknown),
         advisories_loaded=len(advisories),
         evaluated_versions=report.evaluated_versions,
     )
