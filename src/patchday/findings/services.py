@@ -10,87 +10,78 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeAlias
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from patchday.findings.models import Match
-
 CHUNK = 500
+Param: TypeAlias = str | int | datetime
 
-_JOIN = """
-SELECT pv.id, r.id, r.advisory_id
+# A version is inside a range: the same predicate decides what is inserted and what is deleted.
+_INSIDE = """
+    pv.match_key IS NOT NULL AND r.introduced_key IS NOT NULL AND a.withdrawn IS NULL
+    AND pv.match_key >= r.introduced_key
+    AND (r.fixed_key IS NULL OR pv.match_key < r.fixed_key)
+    AND (r.last_affected_key IS NULL OR pv.match_key <= r.last_affected_key)
+    AND (r.limit_key IS NULL OR pv.match_key < r.limit_key)
+"""
+
+_INSERT_MISSING = f"""
+INSERT INTO findings_match (package_version_id, affected_range_id, advisory_id, matched_at)
+SELECT pv.id, r.id, r.advisory_id, %s
 FROM inventory_packageversion pv
 JOIN advisories_affectedrange r ON r.ecosystem = pv.ecosystem AND r.package = pv.match_name
 JOIN advisories_advisory a ON a.id = r.advisory_id
-WHERE pv.match_key IS NOT NULL
-  AND r.introduced_key IS NOT NULL
-  AND a.withdrawn IS NULL
-  AND pv.match_key >= r.introduced_key
-  AND (r.fixed_key IS NULL OR pv.match_key < r.fixed_key)
-  AND (r.last_affected_key IS NULL OR pv.match_key <= r.last_affected_key)
-  AND (r.limit_key IS NULL OR pv.match_key < r.limit_key)
-"""
+WHERE {_INSIDE} {{scope}}
+  AND NOT EXISTS (
+    SELECT 1 FROM findings_match m WHERE m.package_version_id = pv.id AND m.affected_range_id = r.id
+  )
+"""  # noqa: S608 (constant SQL; every value is a parameter)
 
-
-_EXISTING = """
-SELECT m.package_version_id, m.affected_range_id, m.advisory_id FROM findings_match m
-JOIN inventory_packageversion pv ON pv.id = m.package_version_id
-JOIN advisories_affectedrange r ON r.id = m.affected_range_id WHERE 1=1
-"""
+_DELETE_STALE = f"""
+DELETE FROM findings_match WHERE id IN (
+  SELECT m.id FROM findings_match m
+  JOIN inventory_packageversion pv ON pv.id = m.package_version_id
+  JOIN advisories_affectedrange r ON r.id = m.affected_range_id
+  JOIN advisories_advisory a ON a.id = r.advisory_id
+  WHERE NOT ({_INSIDE}) {{scope}}
+)
+"""  # noqa: S608 (constant SQL; every value is a parameter)
 
 
 @dataclass(frozen=True, slots=True)
 class MatchChange:
     added: int
     removed: int
-    total_in_scope: int
 
 
-Row = tuple[int, int, int]
-Param: TypeAlias = str | int
+def _reconcile(scope: str = "", params: Sequence[Param] = ()) -> MatchChange:
+    """Make findings_match equal the range join within `scope` (SQL on pv/r, values as parameters).
 
-
-def _query(extra: str = "", params: Sequence[Param] = ()) -> set[Row]:
+    Both statements run inside the database: no row travels to Python, so a full re-evaluation
+    costs one anti-join and one predicate check over the table.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(_JOIN + extra, list(params))
-        return {(int(pv), int(rng), int(adv)) for pv, rng, adv in cursor.fetchall()}
+        cursor.execute(_DELETE_STALE.format(scope=scope), list(params))
+        removed = max(cursor.rowcount, 0)
+        cursor.execute(_INSERT_MISSING.format(scope=scope), [timezone.now(), *params])
+        added = max(cursor.rowcount, 0)
+    return MatchChange(added=added, removed=removed)
 
 
-def _apply(desired: set[Row], existing: set[Row]) -> MatchChange:
-    stale = existing - desired
-    fresh = desired - existing
-    stale_pairs = [(pv, rng) for pv, rng, _ in stale]
-    for start in range(0, len(stale_pairs), CHUNK):
-        chunk = stale_pairs[start : start + CHUNK]
-        by_version: dict[int, list[int]] = {}
-        for pv, rng in chunk:
-            by_version.setdefault(pv, []).append(rng)
-        for pv, ranges in by_version.items():
-            Match.objects.filter(package_version_id=pv, affected_range_id__in=ranges).delete()
-    now = timezone.now()
-    Match.objects.bulk_create(
-        [
-            Match(package_version_id=pv, affected_range_id=rng, advisory_id=adv, matched_at=now)
-            for pv, rng, adv in fresh
-        ],
-        batch_size=2000,
-    )
-    return MatchChange(added=len(fresh), removed=len(stale), total_in_scope=len(desired))
-
-
-def _existing(filter_sql: str = "", params: Sequence[Param] = ()) -> set[Row]:
-    sql = _EXISTING + filter_sql  # constant fragments only; every value travels as a parameter
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        return {(int(pv), int(rng), int(adv)) for pv, rng, adv in cursor.fetchall()}
+def _sum(changes: Iterable[MatchChange]) -> MatchChange:
+    added = removed = 0
+    for change in changes:
+        added, removed = added + change.added, removed + change.removed
+    return MatchChange(added, removed)
 
 
 def rematch_all() -> MatchChange:
     """Re-evaluate every distinct package version against every range (the full re-evaluation)."""
     with transaction.atomic():
-        return _apply(_query(), _existing())
+        return _reconcile()
 
 
 def _placeholders(count: int) -> str:
@@ -100,14 +91,11 @@ def _placeholders(count: int) -> str:
 def rematch_versions(version_ids: Iterable[int]) -> MatchChange:
     """Re-evaluate only these PackageVersion rows (new versions from a host's check-in)."""
     ids = sorted(set(version_ids))
-    added = removed = total = 0
     with transaction.atomic():
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            where = f" AND pv.id IN ({_placeholders(len(chunk))})"
-            change = _apply(_query(where, chunk), _existing(where, chunk))
-            added, removed, total = added + change.added, removed + change.removed, total + change.total_in_scope
-    return MatchChange(added, removed, total)
+        return _sum(
+            _reconcile(f" AND pv.id IN ({_placeholders(len(chunk))})", chunk)
+            for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK))
+        )
 
 
 def rematch_packages(packages: Iterable[tuple[str, str]]) -> MatchChange:
@@ -115,18 +103,15 @@ def rematch_packages(packages: Iterable[tuple[str, str]]) -> MatchChange:
     by_ecosystem: dict[str, list[str]] = {}
     for ecosystem, name in set(packages):
         by_ecosystem.setdefault(ecosystem, []).append(name)
-    added = removed = total = 0
+    changes: list[MatchChange] = []
     with transaction.atomic():
         for ecosystem, names in by_ecosystem.items():
             names.sort()
-            for start in range(0, len(names), CHUNK):
-                chunk = names[start : start + CHUNK]
-                where = f" AND pv.ecosystem = %s AND pv.match_name IN ({_placeholders(len(chunk))})"
-                params = [ecosystem, *chunk]
-                change = _apply(_query(where, params), _existing(where, params))
-                added, removed = added + change.added, removed + change.removed
-                total += change.total_in_scope
-    return MatchChange(added, removed, total)
+            for i in range(0, len(names), CHUNK):
+                chunk = names[i : i + CHUNK]
+                scope = f" AND pv.ecosystem = %s AND pv.match_name IN ({_placeholders(len(chunk))})"
+                changes.append(_reconcile(scope, [ecosystem, *chunk]))
+    return _sum(changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +135,7 @@ def host_matches(host_names: Sequence[str] | None = None) -> list[HostMatch]:
         "JOIN advisories_affectedrange r ON r.id = m.affected_range_id "
         "JOIN advisories_advisory a ON a.id = m.advisory_id"
     )
-    params: list[Param] = []
+    params: list[str] = []
     if host_names is not None:
         sql += f" WHERE h.name IN ({_placeholders(len(host_names))})"
         params = list(host_names)
