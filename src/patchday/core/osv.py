@@ -145,7 +145,7 @@ def _time(record: Mapping[str, object], key: str, ident: str) -> datetime | None
         raise InvalidAdvisory(f"OSV record {ident}: {key!r} is not an RFC 3339 time: {value!r}", field=key) from None
 
 
-def _ranges(raw: object, ident: str, where: str) -> tuple[AffectedRange, ...]:
+def _ranges(raw: object, ident: str, where: str, scheme: VersionScheme | None) -> tuple[AffectedRange, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -159,19 +159,40 @@ def _ranges(raw: object, ident: str, where: str) -> tuple[AffectedRange, ...]:
             raise InvalidAdvisory(f"OSV record {ident}: {where}.ranges[{index}].type {kind!r} is unknown", field="type")
         if kind == RangeType.GIT:
             continue  # commit ranges cannot be compared with installed package versions
-        ranges.extend(ranges_from_events(item.get("events"), ident, f"{where}.ranges[{index}]"))
+        ranges.extend(ranges_from_events(item.get("events"), ident, f"{where}.ranges[{index}]", scheme))
     return tuple(ranges)
 
 
-def ranges_from_events(events: object, ident: str, where: str) -> list[AffectedRange]:
-    """Turn one OSV range's events into intervals, in the order the events list them.
+def _in_version_order(events: list[object], scheme: VersionScheme) -> list[object]:
+    """Events sorted by version, as the OSV spec evaluates them ("0" first; listed order among equals).
 
-    OSV evaluates events after sorting them by version; distribution feeds list them in order
-    (introduced, then fixed or last_affected), which is what is supported here: each introduced
-    opens an interval that the next fixed/last_affected closes; limit bounds all intervals.
+    When a version does not parse, the listed order is kept (matching will refuse that range anyway).
+    """
+
+    def key(event: object) -> bytes:
+        if not isinstance(event, Mapping):
+            raise ValueError("not an event")
+        ((_, version),) = event.items()  # ValueError unless exactly one key
+        return b"" if version == "0" else scheme.sort_key(str(version))
+
+    try:
+        return sorted(events, key=key)
+    except (InvalidVersion, ValueError):
+        return events
+
+
+def ranges_from_events(
+    events: object, ident: str, where: str, scheme: VersionScheme | None = None
+) -> list[AffectedRange]:
+    """Turn one OSV range's events into intervals.
+
+    Events are put in version order first when the ecosystem's scheme is known (OSV's rule); each
+    introduced opens an interval that the next fixed/last_affected closes; limit bounds them all.
     """
     if not isinstance(events, list) or not events:
         raise InvalidAdvisory(f"OSV record {ident}: {where}.events must be a non-empty list", field="events")
+    if scheme is not None:
+        events = _in_version_order(events, scheme)
     intervals: list[AffectedRange] = []
     limit: str | None = None
     opened: str | None = None
@@ -237,7 +258,7 @@ def _affected(raw: object, ident: str) -> tuple[AffectedPackage, ...]:
             AffectedPackage(
                 ecosystem=ecosystem,
                 name=name,
-                ranges=_ranges(item.get("ranges"), ident, where),
+                ranges=_ranges(item.get("ranges"), ident, where, scheme_for(ecosystem)),
                 versions=frozenset(versions),
                 purl=purl if isinstance(purl, str) else None,
             )

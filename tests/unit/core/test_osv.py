@@ -149,3 +149,13 @@ def test_operating_systems_map_to_osv_ecosystems(os_id: str, version: str, expec
 )
 def test_ecosystems_name_their_version_scheme(ecosystem: str, scheme: str | None) -> None:
     assert scheme_name_for(ecosystem) == scheme
+
+
+def test_events_listed_out_of_order_are_evaluated_in_version_order() -> None:
+    from patchday.core.versions.semver import SCHEME
+
+    events = [{"fixed": "1.5.0"}, {"introduced": "2.0.0"}, {"introduced": "1.0.0"}, {"fixed": "2.3.0"}]
+    assert ranges_from_events(events, "X", "r", SCHEME) == [
+        AffectedRange("1.0.0", fixed="1.5.0"),
+        AffectedRange("2.0.0", fixed="2.3.0"),
+    ]

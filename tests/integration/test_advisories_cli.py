@@ -1,0 +1,61 @@
+"""`patchday advisories import`: all or nothing, idempotent, audited, and the fleet rematched."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from patchday.advisories.models import Advisory
+from patchday.audit.models import AuditRecord
+from tests.support.fleet import FIXTURES
+
+OSV = FIXTURES / "feeds" / "debian-bookworm-osv-2026-08-21.json.gz"
+
+
+def run(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "patchday.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+
+
+def test_import_is_atomic_idempotent_and_audited(child_env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": "X-1", "modified": "never"}]))
+    refused = run(child_env, "advisories", "import", OSV, bad)
+    assert refused.returncode == 2
+    assert "not an RFC 3339 time" in refused.stderr
+    assert Advisory.objects.count() == 0  # the good file was not half-imported
+
+    first = run(child_env, "advisories", "import", OSV)
+    assert first.returncode == 0, first.stderr
+    assert "871 added, 0 updated, 0 unchanged" in first.stdout
+    again = run(child_env, "advisories", "import", OSV)
+    assert "0 added, 0 updated, 871 unchanged" in again.stdout
+    assert Advisory.objects.count() == 871
+    assert AuditRecord.objects.filter(action="advisories.import").count() == 2
+
+
+def test_scan_uses_the_database_when_no_osv_is_given(child_env: dict[str, str], tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    import gzip
+
+    status.write_bytes(gzip.decompress((FIXTURES / "host" / "dpkg-status-debian12-2026-11-28.gz").read_bytes()))
+    os_release = FIXTURES / "host" / "os-release-debian12"
+    empty = run(child_env, "scan", "--dpkg-status", status, "--os-release", os_release)
+    assert empty.returncode == 2
+    assert "holds no advisories" in empty.stderr
+
+    assert run(child_env, "advisories", "import", OSV).returncode == 0
+    from_db = run(child_env, "scan", "--dpkg-status", status, "--os-release", os_release, "--format", "json")
+    from_file = run(
+        child_env, "scan", "--dpkg-status", status, "--os-release", os_release, "--osv", OSV, "--format", "json"
+    )
+    assert from_db.returncode == 1, from_db.stderr
+    assert json.loads(from_db.stdout)["findings"] == json.loads(from_file.stdout)["findings"]
