@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from patchday.advisories.models import Advisory, AffectedRange
+from patchday.advisories.models import Advisory, AdvisoryCve, AffectedRange
 from patchday.audit import services as audit
 from patchday.core import osv
 from patchday.core.audit import Actor
@@ -16,6 +19,8 @@ from patchday.core.errors import InvalidVersion
 from patchday.core.versions import VersionScheme
 
 CHUNK = 500
+# Bump when the way ranges are derived from records changes: every record is then re-derived on import.
+DERIVATION_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,25 @@ class ImportReport:
     touched: frozenset[tuple[str, str]]  # (ecosystem, package) whose ranges changed
 
 
+def content_hash(record: osv.Advisory) -> str:
+    """SHA-256 of everything patchday keeps of a record; equal hashes mean a re-import changes nothing.
+
+    Compared instead of `modified`, which some sources do not have (the Debian tracker lists) or
+    do not bump for every edit.
+    """
+    document = {"derivation": DERIVATION_VERSION, "record": asdict(record)}
+    payload = json.dumps(document, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def _key(scheme: VersionScheme, version: str | None) -> bytes | None:
     return None if version is None else scheme.sort_key(version)
 
@@ -37,7 +61,9 @@ def _range_rows(advisory: Advisory, record: osv.Advisory, unknown: set[str]) -> 
     rows: list[AffectedRange] = []
     for package in record.affected:
         scheme = osv.scheme_for(package.ecosystem)
-        intervals = list(package.ranges) + [osv.AffectedRange(v, last_affected=v) for v in sorted(package.versions)]
+        intervals = list(package.ranges) + [
+            osv.AffectedRange(v, last_affected=v) for v in sorted(package.versions_to_match)
+        ]
         for interval in intervals:
             row = AffectedRange(
                 advisory=advisory,
@@ -83,11 +109,13 @@ def import_advisories(actor: Actor, records: Iterable[osv.Advisory], source: str
     unknown: set[str] = set()
     touched: set[tuple[str, str]] = set()
     new_ranges: list[AffectedRange] = []
+    new_cves: list[AdvisoryCve] = []
     with transaction.atomic():
         existing = _existing([r.id for r in records])
         for record in records:
             row = existing.get(record.id)
-            if row is not None and row.modified == record.modified and record.modified is not None:
+            digest = content_hash(record)
+            if row is not None and row.content_hash == digest:
                 unchanged += 1
                 continue
             if row is None:
@@ -96,6 +124,7 @@ def import_advisories(actor: Actor, records: Iterable[osv.Advisory], source: str
             else:
                 touched.update(row.ranges.values_list("ecosystem", "package"))
                 row.ranges.all().delete()
+                row.cves.all().delete()
                 updated += 1
             row.source = source[:64]
             row.modified, row.published, row.withdrawn = record.modified, record.published, record.withdrawn
@@ -103,12 +132,15 @@ def import_advisories(actor: Actor, records: Iterable[osv.Advisory], source: str
             row.cve_ids = list(record.cve_ids)
             row.aliases = list(record.aliases)
             row.severity = [{"type": s.type, "score": s.score} for s in record.severity]
+            row.content_hash = digest
             row.imported_at = now
             row.save()
+            new_cves.extend(AdvisoryCve(advisory=row, cve_id=cve) for cve in record.cve_ids)
             ranges = _range_rows(row, record, unknown)
             touched.update((r.ecosystem, r.package) for r in ranges)
             new_ranges.extend(ranges)
         AffectedRange.objects.bulk_create(new_ranges, batch_size=2000)
+        AdvisoryCve.objects.bulk_create(new_cves, batch_size=2000)
         report = ImportReport(
             added=added,
             updated=updated,

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from patchday.cli.advisories import advisories_app
 from patchday.cli.bootstrap import cli_actor, start_django
+from patchday.cli.feeds import feeds_app
 from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
 
@@ -23,9 +23,9 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.command("scan")(scan_command)
-app.add_typer(advisories_app, name="advisories")
+app.add_typer(feeds_app, name="feeds")
 
-out = Console()
+out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
 err = Console(stderr=True)
 
 
@@ -49,6 +49,9 @@ def up(
 
     server.migrate()
     password = server.ensure_admin(admin, cli_actor())
+    for line in server.load_bundled_feeds(cli_actor()):
+        out.print(f"loaded bundled feed snapshot: {line}", highlight=False)
+    out.print(f"this machine is in the fleet: {server.enroll_local_machine(cli_actor())}", highlight=False)
     url = f"http://{settings.listen_host}:{settings.listen_port}"
     if password:
         out.print(f"[bold]Created account {admin!r} with password:[/bold] {password}")

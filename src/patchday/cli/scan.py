@@ -56,7 +56,7 @@ def _load_advisories(paths: list[Path], ecosystems: tuple[str, ...]) -> tuple[li
     if not found:
         raise InvalidInput(
             f"no --osv given and the database {settings.database_display} holds no advisories for "
-            f"{', '.join(ecosystems) or 'this system'}; pass --osv PATH or run `patchday advisories import`"
+            f"{', '.join(ecosystems) or 'this system'}; pass --osv PATH or run `patchday feeds import`"
         )
     return found, f"database {settings.database_display}"
 

@@ -30,6 +30,38 @@ def ensure_admin(username: str, actor: Actor) -> str | None:
     return password
 
 
+def load_bundled_feeds(actor: Actor) -> list[str]:
+    """Import the bundled feed snapshot for sources never imported; one line per file loaded."""
+    from patchday.advisories.feed_imports import import_bundled_snapshot
+
+    return [
+        f"{run.source}: {run.added} records from {run.origin} (data of {run.data_date})"
+        for run in import_bundled_snapshot(actor)
+    ]
+
+
+def enroll_local_machine(actor: Actor) -> str:
+    """Record this machine's inventory (as host `hostname`) and match it; a one-line summary."""
+    from django.utils import timezone
+
+    from patchday import scanning
+    from patchday.findings import services as matcher
+    from patchday.inventory import services as inventory
+
+    facts = scanning.facts_local()
+    identity = inventory.HostIdentity(
+        name=facts.hostname,
+        os_id=facts.os_id,
+        os_version=facts.os_version,
+        os_name=facts.os_name,
+        ecosystem=facts.ecosystems[0] if facts.ecosystems else "",
+    )
+    change = inventory.record_inventory(actor, identity, facts.packages, timezone.now())
+    matcher.rematch_versions(change.new_versions)
+    exposures = len(matcher.host_matches([facts.hostname]))
+    return f"{facts.hostname}: {len(facts.packages)} packages inventoried, {exposures} matches"
+
+
 def serve_web(settings: Settings) -> None:
     """Run gunicorn in this process: PATCHDAY_WEB_WORKERS processes, threads for slow clients."""
     from gunicorn.app.base import BaseApplication

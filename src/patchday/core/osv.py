@@ -72,6 +72,16 @@ class AffectedPackage:
     versions: frozenset[str] = frozenset()
     purl: str | None = None
 
+    @property
+    def versions_to_match(self) -> frozenset[str]:
+        """The explicit versions that count on their own: only when no comparable range exists.
+
+        osv.dev derives `versions` from the ECOSYSTEM/SEMVER ranges when there are any (PyPI
+        records list hundreds), so matching the ranges is exact and the list adds nothing but
+        cost; with GIT-only ranges the list is all there is.
+        """
+        return frozenset() if self.ranges else self.versions
+
 
 @dataclass(frozen=True, slots=True)
 class Severity:
@@ -169,11 +179,12 @@ def _in_version_order(events: list[object], scheme: VersionScheme) -> list[objec
     When a version does not parse, the listed order is kept (matching will refuse that range anyway).
     """
 
-    def key(event: object) -> bytes:
+    def key(event: object) -> tuple[bytes, int]:
         if not isinstance(event, Mapping):
             raise ValueError("not an event")
-        ((_, version),) = event.items()  # ValueError unless exactly one key
-        return b"" if version == "0" else scheme.sort_key(str(version))
+        ((kind, version),) = event.items()  # ValueError unless exactly one key
+        # At one version a closing event goes first: "fixed in X, introduced again in X" is one run.
+        return (b"" if version == "0" else scheme.sort_key(str(version))), (1 if kind == "introduced" else 0)
 
     try:
         return sorted(events, key=key)
@@ -196,7 +207,7 @@ def ranges_from_events(
     intervals: list[AffectedRange] = []
     limit: str | None = None
     opened: str | None = None
-    is_open = False
+    is_open = saw_introduced = False
     for index, event in enumerate(events):
         if not isinstance(event, Mapping) or len(event) != 1:
             raise InvalidAdvisory(
@@ -208,14 +219,12 @@ def ranges_from_events(
                 f"OSV record {ident}: {where}.events[{index}].{kind} must be a version", field="events"
             )
         if kind == "introduced":
-            if is_open:  # two introduced in a row: the earlier interval stays open-ended
-                intervals.append(AffectedRange(opened))
-            opened, is_open = (None if version == "0" else version), True
+            saw_introduced = True
+            if not is_open:  # introduced while already affected changes nothing (OSV's evaluation)
+                opened, is_open = (None if version == "0" else version), True
         elif kind in {"fixed", "last_affected"}:
             if not is_open:
-                raise InvalidAdvisory(
-                    f"OSV record {ident}: {where}.events[{index}] {kind} without a preceding introduced", field="events"
-                )
+                continue  # closing what is not open changes nothing
             intervals.append(
                 AffectedRange(opened, fixed=version if kind == "fixed" else None,
                               last_affected=version if kind == "last_affected" else None)
@@ -227,6 +236,8 @@ def ranges_from_events(
             raise InvalidAdvisory(
                 f"OSV record {ident}: {where}.events[{index}] has unknown event {kind!r}", field="events"
             )
+    if not saw_introduced:
+        raise InvalidAdvisory(f"OSV record {ident}: {where}.events has no introduced event", field="events")
     if is_open:
         intervals.append(AffectedRange(opened))
     if limit is not None:
@@ -375,7 +386,7 @@ def affected_range_for(package: AffectedPackage, version: str, scheme: VersionSc
     for affected in package.ranges:
         if affected.contains(version, scheme):
             return affected
-    for listed in package.versions:
+    for listed in package.versions_to_match:
         try:
             if scheme.compare(version, listed) == 0:
                 return AffectedRange(listed, last_affected=listed)

@@ -108,7 +108,7 @@ def test_a_withdrawn_record_says_so_and_git_ranges_are_ignored() -> None:
                     }
                 ]
             },
-            "fixed without a preceding introduced",
+            "has no introduced event",
         ),
     ],
 )
@@ -159,3 +159,18 @@ def test_events_listed_out_of_order_are_evaluated_in_version_order() -> None:
         AffectedRange("1.0.0", fixed="1.5.0"),
         AffectedRange("2.0.0", fixed="2.3.0"),
     ]
+
+
+def test_a_fix_and_a_reintroduction_at_one_version_make_one_run_as_osv_evaluates_it() -> None:
+    from patchday.core.versions.pep440 import SCHEME
+
+    # PYSEC-2022-42972 as published: events listed out of order, 0.13.0 both fixed and introduced
+    events = [{"introduced": "0.13.0"}, {"fixed": "0.14.0rc1"}, {"introduced": "0.12.2"}, {"fixed": "0.13.0"}]
+    assert ranges_from_events(events, "PYSEC-2022-42972", "r", SCHEME) == [
+        AffectedRange("0.12.2", fixed="0.13.0"),
+        AffectedRange("0.13.0", fixed="0.14.0rc1"),
+    ]
+    # introduced while affected, and fixed while not affected, change nothing
+    assert ranges_from_events(
+        [{"introduced": "1.0"}, {"introduced": "1.2"}, {"fixed": "2.0"}, {"fixed": "2.1"}], "X", "r", SCHEME
+    ) == [AffectedRange("1.0", fixed="2.0")]

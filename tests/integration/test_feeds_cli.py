@@ -1,4 +1,4 @@
-"""`patchday advisories import`: all or nothing, idempotent, audited, and the fleet rematched."""
+"""`patchday feeds import` of advisories: all or nothing, idempotent, recorded, audited; scan reads them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from patchday.advisories.models import Advisory
+from patchday.advisories.models import Advisory, FeedRun
 from patchday.audit.models import AuditRecord
 from tests.support.fleet import FIXTURES
 
@@ -28,18 +28,25 @@ def run(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[s
 def test_import_is_atomic_idempotent_and_audited(child_env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": "X-1", "modified": "never"}]))
-    refused = run(child_env, "advisories", "import", OSV, bad)
+    refused = run(child_env, "feeds", "import", bad, "--source", "osv")
     assert refused.returncode == 2
-    assert "not an RFC 3339 time" in refused.stderr
-    assert Advisory.objects.count() == 0  # the good file was not half-imported
+    assert "not an RFC 3339 time" in refused.stdout
+    assert Advisory.objects.count() == 0
+    failed = FeedRun.objects.get()
+    assert (failed.outcome, failed.source) == (FeedRun.FAILED, "osv")
+    assert "not an RFC 3339 time" in failed.error
 
-    first = run(child_env, "advisories", "import", OSV)
-    assert first.returncode == 0, first.stderr
+    first = run(child_env, "feeds", "import", OSV)  # the source is told from the content
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "osv" in first.stdout
     assert "871 added, 0 updated, 0 unchanged" in first.stdout
-    again = run(child_env, "advisories", "import", OSV)
+    again = run(child_env, "feeds", "import", OSV)
     assert "0 added, 0 updated, 871 unchanged" in again.stdout
     assert Advisory.objects.count() == 871
-    assert AuditRecord.objects.filter(action="advisories.import").count() == 2
+    assert AuditRecord.objects.filter(action="feed.import").count() == 2
+    assert AuditRecord.objects.filter(action="feed.import_failed").count() == 1
+    status = run(child_env, "feeds", "status")
+    assert "osv" in status.stdout
 
 
 def test_scan_uses_the_database_when_no_osv_is_given(child_env: dict[str, str], tmp_path: Path) -> None:
@@ -52,7 +59,7 @@ def test_scan_uses_the_database_when_no_osv_is_given(child_env: dict[str, str], 
     assert empty.returncode == 2
     assert "holds no advisories" in empty.stderr
 
-    assert run(child_env, "advisories", "import", OSV).returncode == 0
+    assert run(child_env, "feeds", "import", OSV).returncode == 0
     from_db = run(child_env, "scan", "--dpkg-status", status, "--os-release", os_release, "--format", "json")
     from_file = run(
         child_env, "scan", "--dpkg-status", status, "--os-release", os_release, "--osv", OSV, "--format", "json"

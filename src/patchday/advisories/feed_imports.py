@@ -1,0 +1,324 @@
+"""Use cases of feed imports: each run lands completely or not at all, is recorded, audited, and
+re-evaluates the matches of the packages whose advisories changed. Re-importing a file is a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from itertools import islice
+from pathlib import Path
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from patchday.advisories import services
+from patchday.advisories.models import EpssScore, FeedRun, KevEntry, Vulnerability
+from patchday.audit import services as audit
+from patchday.core import osv
+from patchday.core.audit import Actor
+from patchday.core.errors import InvalidInput, PatchdayError
+from patchday.core.vulnerability import CveRecord, best_cvss
+from patchday.core.vulnerability import EpssScore as EpssValue
+from patchday.core.vulnerability import KevEntry as KevValue
+
+BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    data_date: date | None = None
+
+
+def checksum(path: Path) -> str:
+    """SHA-256 of a file, or of the sorted (name, digest) list of a directory's files."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_import(actor: Actor, source: str, path: Path, load: Callable[[], Counts], origin: str | None = None) -> FeedRun:
+    """Record a FeedRun for `source` from `path`, run `load` in one transaction, and finish the run.
+
+    `load` reads and writes; when it raises, its writes are rolled back, the run is marked failed
+    with the error (and audited), and the error propagates. The previous data stays as it was.
+    """
+    run = FeedRun.objects.create(
+        source=source,
+        origin=(origin or str(path))[:1024],
+        checksum=checksum(path) if path.exists() else "",
+        started_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            counts = load()
+            run.outcome, run.finished_at = FeedRun.SUCCEEDED, timezone.now()
+            run.added, run.updated, run.unchanged, run.removed = (
+                counts.added, counts.updated, counts.unchanged, counts.removed
+            )  # fmt: skip
+            run.data_date = counts.data_date
+            run.save()
+            audit.record(
+                actor,
+                "feed.import",
+                "feed_run",
+                run.pk,
+                {"source": source, "origin": run.origin, "added": counts.added, "updated": counts.updated,
+                 "unchanged": counts.unchanged, "removed": counts.removed, "checksum": run.checksum},
+            )  # fmt: skip
+    except (PatchdayError, OSError) as exc:
+        run.outcome, run.finished_at, run.error = FeedRun.FAILED, timezone.now(), str(exc)[:4000]
+        run.save(update_fields=["outcome", "finished_at", "error"])
+        audit.record(actor, "feed.import_failed", "feed_run", run.pk, {"source": source, "error": run.error[:500]})
+        raise
+    return run
+
+
+# -- KEV --------------------------------------------------------------------------------------------------
+
+
+def _kev_fields(entry: KevValue) -> dict[str, object]:
+    return {
+        "vendor": entry.vendor[:255],
+        "product": entry.product[:255],
+        "name": entry.name[:512],
+        "description": entry.description,
+        "date_added": entry.date_added,
+        "due_date": entry.due_date,
+        "required_action": entry.required_action,
+        "ransomware": entry.ransomware[:16],
+        "notes": entry.notes,
+        "cwes": list(entry.cwes),
+    }
+
+
+def store_kev(entries: Iterable[KevValue]) -> Counts:
+    """Make the KEV table equal the catalog (entries CISA removed are removed)."""
+    wanted = {e.cve_id: e for e in entries}
+    existing = {row.cve_id: row for row in KevEntry.objects.all()}
+    added = updated = unchanged = 0
+    creates: list[KevEntry] = []
+    for cve_id, entry in wanted.items():
+        fields = _kev_fields(entry)
+        row = existing.get(cve_id)
+        if row is None:
+            creates.append(KevEntry(cve_id=cve_id, **fields))
+            added += 1
+        elif any(getattr(row, k) != v for k, v in fields.items()):
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.save()
+            updated += 1
+        else:
+            unchanged += 1
+    KevEntry.objects.bulk_create(creates, batch_size=BATCH)
+    gone = set(existing) - set(wanted)
+    KevEntry.objects.filter(cve_id__in=gone).delete()
+    newest = max((e.date_added for e in wanted.values()), default=None)
+    return Counts(added, updated, unchanged, len(gone), newest)
+
+
+# -- EPSS -------------------------------------------------------------------------------------------------
+
+
+def store_epss(score_date: date, batches: Iterable[Iterable[EpssValue]]) -> Counts:
+    """Store one day's scores. A date already stored is left as it is (EPSS publishes one file a day)."""
+    if EpssScore.objects.filter(score_date=score_date).exists():
+        unchanged = sum(sum(1 for _ in batch) for batch in batches)  # still read it all: it must be valid
+        return Counts(unchanged=unchanged, data_date=score_date)
+    added = 0
+    for batch in batches:
+        rows = [(s.cve_id, s.score_date, s.probability, s.percentile) for s in batch]
+        _insert_epss(rows)
+        added += len(rows)
+    return Counts(added=added, data_date=score_date)
+
+
+_EPSS_COLUMNS = "advisories_epssscore (cve_id, score_date, probability, percentile)"
+
+
+def _insert_epss(rows: list[tuple[str, date, float, float]]) -> None:
+    """Bulk insert without the ORM: a day is 360,000 rows (COPY on PostgreSQL, executemany on SQLite)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {_EPSS_COLUMNS} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {_EPSS_COLUMNS} VALUES (%s, %s, %s, %s)", rows)  # noqa: S608 (constant)
+
+
+# -- CVE records (NVD, CVE JSON 5) ------------------------------------------------------------------------
+
+
+def _cve_fields(record: CveRecord) -> dict[str, object]:
+    best = best_cvss(record.cvss)
+    return {
+        "source": record.source,
+        "description": record.description,
+        "published": record.published,
+        "modified": record.modified,
+        "status": record.status[:64],
+        "cvss": [
+            {
+                "version": s.version.value,
+                "vector": s.vector,
+                "base_score": s.base_score,
+                "source": s.source,
+                "scorer": s.scorer,
+            }
+            for s in record.cvss
+        ],
+        "cvss_version": best.version.value if best else "",
+        "cvss_vector": best.vector[:255] if best else "",
+        "cvss_score": best.base_score if best else None,
+        "cvss_source": f"{best.source}:{best.scorer}"[:64] if best else "",
+        "cwes": list(record.cwes),
+        "references": list(record.references),
+        "ssvc": (
+            {
+                "exploitation": record.ssvc.exploitation,
+                "automatable": record.ssvc.automatable,
+                "technical_impact": record.ssvc.technical_impact,
+                "source": record.ssvc.source,
+                "assessed": record.ssvc.assessed.isoformat() if record.ssvc.assessed else None,
+            }
+            if record.ssvc
+            else None
+        ),
+        "kev_date_added": record.kev_date_added,
+    }
+
+
+def _batches(items: Iterable[CveRecord], size: int) -> Iterator[list[CveRecord]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def store_cve_records(records: Iterable[CveRecord]) -> Counts:
+    """Upsert CVE records in batches; a record whose `modified` time is unchanged is skipped."""
+    added = updated = unchanged = 0
+    now = timezone.now()
+    newest: date | None = None
+    for batch in _batches(records, BATCH):
+        by_id = {r.cve_id: r for r in batch}
+        existing = {row.cve_id: row for row in Vulnerability.objects.filter(cve_id__in=list(by_id))}
+        creates: list[Vulnerability] = []
+        changes: list[Vulnerability] = []
+        for cve_id, record in by_id.items():
+            if record.modified and (newest is None or record.modified.date() > newest):
+                newest = record.modified.date()
+            row = existing.get(cve_id)
+            if row is not None and row.modified == record.modified and row.source == record.source:
+                unchanged += 1
+                continue
+            fields = _cve_fields(record)
+            if row is None:
+                creates.append(Vulnerability(cve_id=cve_id, imported_at=now, **fields))
+                added += 1
+            else:
+                for k, v in fields.items():
+                    setattr(row, k, v)
+                row.imported_at = now
+                changes.append(row)
+                updated += 1
+        Vulnerability.objects.bulk_create(creates, batch_size=BATCH)
+        if changes:
+            Vulnerability.objects.bulk_update(changes, [*_cve_fields(batch[0]), "imported_at"], batch_size=500)
+    return Counts(added, updated, unchanged, 0, newest)
+
+
+# -- OSV and Debian tracker advisories ---------------------------------------------------------------------
+
+
+def store_advisories(actor: Actor, records: list[osv.Advisory], source: str) -> Counts:
+    """Store advisories (see services.import_advisories) and rematch the packages they touch."""
+    from patchday.findings import services as matcher
+
+    report = services.import_advisories(actor, records, source)
+    matcher.rematch_packages(report.touched)
+    newest = max((r.modified.date() for r in records if r.modified), default=None)
+    return Counts(report.added, report.updated, report.unchanged, 0, newest)
+
+
+# -- reading a source -------------------------------------------------------------------------------------
+
+
+def loader_for(actor: Actor, source: str, path: Path, score_date: date | None = None) -> Callable[[], Counts]:
+    """A function that reads `path` as `source` and stores it; run_import runs it in one transaction."""
+    if source == "kev":
+        from patchday.feeds.kev import read_kev
+
+        return lambda: store_kev(read_kev(path).entries)
+    if source == "epss":
+        from patchday.feeds.epss import read_epss
+
+        def load_epss() -> Counts:
+            snapshot = read_epss(path, score_date=score_date)
+            return store_epss(snapshot.score_date, snapshot.batches())
+
+        return load_epss
+    if source == "nvd":
+        from patchday.feeds.nvd import read_nvd
+
+        return lambda: store_cve_records(read_nvd(path))
+    if source == "cve5":
+        from patchday.feeds.cve5 import read_cve5
+
+        return lambda: store_cve_records(read_cve5(path))
+    if source in {"debian-dsa", "debian-dla"}:
+        from patchday.feeds.debian_tracker import read_debian_list
+
+        return lambda: store_advisories(actor, read_debian_list(path), source)
+    if source == "osv":
+        from patchday.feeds.osv import load_osv
+
+        return lambda: store_advisories(actor, load_osv(path), f"osv:{path.name}"[:64])
+    raise InvalidInput(f"unknown feed source {source!r}")
+
+
+SNAPSHOT_DIR = Path(__file__).resolve().parent / "snapshot"
+SNAPSHOT: tuple[tuple[str, str], ...] = (
+    ("kev", "kev-2026.08.21.json.gz"),
+    ("epss", "epss_scores-2026-08-16.csv.gz"),
+    ("osv", "debian-bookworm-osv-2026-08-21.json.gz"),
+    ("osv", "pypa-osv-2024-10-10.json.gz"),
+)
+BUNDLED_PREFIX = "bundled:"
+
+
+def import_bundled_snapshot(actor: Actor) -> list[FeedRun]:
+    """Load each bundled file whose source has never been imported successfully (offline first run)."""
+    runs: list[FeedRun] = []
+    for source, name in SNAPSHOT:
+        origin = f"{BUNDLED_PREFIX}{name}"
+        if (
+            FeedRun.objects.filter(source=source, outcome=FeedRun.SUCCEEDED)
+            .exclude(origin__startswith=BUNDLED_PREFIX)
+            .exists()
+        ):
+            continue  # real data has arrived for this source
+        if FeedRun.objects.filter(origin=origin, outcome=FeedRun.SUCCEEDED).exists():
+            continue
+        path = SNAPSHOT_DIR / name
+        run = run_import(actor, source, path, loader_for(actor, source, path), origin=origin)
+        runs.append(run)
+    return runs
+
+
+def is_bundled_snapshot_only() -> bool:
+    """True while every successful feed run so far came from the bundled snapshot."""
+    succeeded = FeedRun.objects.filter(outcome=FeedRun.SUCCEEDED)
+    return succeeded.exists() and not succeeded.exclude(origin__startswith=BUNDLED_PREFIX).exists()
