@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 # Before Django reads settings: a private data dir, so tests never touch a real installation.
 os.environ.setdefault("PATCHDAY_DATA_DIR", tempfile.mkdtemp(prefix="patchday-test-"))
+# No feed URLs: a worker's daily feeds.sync must never reach for the internet during tests.
+os.environ.setdefault("PATCHDAY_FEED_URLS", "kev=,epss=,osv=")
 
 import pytest
 from django.test import Client

@@ -19,6 +19,11 @@ from patchday.core.errors import ConfigurationError
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SECRET_KEY_FILE = "secret_key"
+DEFAULT_FEED_URLS: Mapping[str, str] = {
+    "kev": "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json",
+    "epss": "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz",
+    "osv": "https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip",
+}
 
 
 class Settings(BaseModel):
@@ -36,6 +41,12 @@ class Settings(BaseModel):
     debug: bool
     web_workers: int
     log_level: str
+    feed_urls: dict[str, str]
+
+    @property
+    def feed_cache_dir(self) -> Path:
+        """Where `patchday feeds sync` keeps the last successfully imported file of each source."""
+        return self.data_dir / "feeds"
 
     @property
     def behind_tls(self) -> bool:
@@ -76,6 +87,28 @@ def _parse_positive_int(name: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigurationError(f"{name}={value!r} is not a positive whole number")
     return int(value)
+
+
+def _parse_feed_urls(value: str) -> dict[str, str]:
+    """DEFAULT_FEED_URLS overridden by "source=url,source=url"; "source=" with no URL stops syncing that source."""
+    from patchday.feeds.detect import SOURCES
+
+    urls = dict(DEFAULT_FEED_URLS)
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        source, sep, url = (piece.strip() for piece in item.partition("="))
+        if not sep or source not in SOURCES:
+            raise ConfigurationError(
+                f"PATCHDAY_FEED_URLS item {item!r} is not SOURCE=URL with SOURCE one of {', '.join(SOURCES)}"
+            )
+        if not url:
+            urls.pop(source, None)
+        elif urlsplit(url).scheme not in {"http", "https"}:
+            raise ConfigurationError(f"PATCHDAY_FEED_URLS: the URL of {source} must start with http:// or https://")
+        else:
+            urls[source] = url
+    return urls
 
 
 def _check_database_url(url: str) -> str:
@@ -136,6 +169,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         debug=_parse_bool("PATCHDAY_DEBUG", env.get("PATCHDAY_DEBUG", "false")),
         web_workers=_parse_positive_int("PATCHDAY_WEB_WORKERS", env.get("PATCHDAY_WEB_WORKERS", "2")),
         log_level=env.get("PATCHDAY_LOG_LEVEL", "INFO").upper(),
+        feed_urls=_parse_feed_urls(env.get("PATCHDAY_FEED_URLS", "")),
     )
 
 

@@ -216,9 +216,11 @@ def test_each_due_slot_is_enqueued_once() -> None:
     runs = PeriodicRun.objects.order_by("slot", "name")
     midnight = T0.replace(hour=0)
     assert [(r.name, r.slot) for r in runs] == [
+        ("feeds.sync", midnight),
         ("worker.prune_task_results", midnight),
         ("audit.verify", T0),
         ("audit.verify", T0 + timedelta(hours=1)),
+        ("feeds.sync", midnight + timedelta(days=1)),
         ("worker.prune_task_results", midnight + timedelta(days=1)),
         ("audit.verify", T0 + timedelta(days=1)),
     ]

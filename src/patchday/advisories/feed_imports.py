@@ -4,6 +4,8 @@ re-evaluates the matches of the packages whose advisories changed. Re-importing 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -18,7 +20,7 @@ from patchday.advisories.models import EpssScore, FeedRun, KevEntry, Vulnerabili
 from patchday.audit import services as audit
 from patchday.core import osv
 from patchday.core.audit import Actor
-from patchday.core.errors import InvalidInput, PatchdayError
+from patchday.core.errors import FeedUnreadable, InvalidInput, PatchdayError
 from patchday.core.vulnerability import CveRecord, best_cvss
 from patchday.core.vulnerability import EpssScore as EpssValue
 from patchday.core.vulnerability import KevEntry as KevValue
@@ -322,3 +324,166 @@ def is_bundled_snapshot_only() -> bool:
     """True while every successful feed run so far came from the bundled snapshot."""
     succeeded = FeedRun.objects.filter(outcome=FeedRun.SUCCEEDED)
     return succeeded.exists() and not succeeded.exclude(origin__startswith=BUNDLED_PREFIX).exists()
+
+
+# -- downloading feeds (sync) and moving them as bundles (export, import) -----------------------------------
+
+SIDECAR_SUFFIX = ".meta.json"
+MANIFEST = "manifest.json"
+
+
+def _sidecar(cached: Path) -> Path:
+    return cached.with_name(cached.name + SIDECAR_SUFFIX)
+
+
+def _cached_file(source: str, url: str, cache_dir: Path) -> Path:
+    """cache_dir/SOURCE/NAME, NAME being the URL's last path segment (readers tell formats from it)."""
+    from urllib.parse import urlsplit
+
+    name = Path(urlsplit(url).path).name or "feed"
+    return cache_dir / source / name
+
+
+def _read_sidecar(cached: Path) -> dict[str, str]:
+    try:
+        meta = json.loads(_sidecar(cached).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in meta.items() if isinstance(v, str)} if isinstance(meta, dict) else {}
+
+
+def _failing(exc: Exception) -> Callable[[], Counts]:
+    def load() -> Counts:
+        raise exc
+
+    return load
+
+
+def sync_source(actor: Actor, source: str, url: str, cache_dir: Path, *, progress: bool = False) -> FeedRun:
+    """Download `source` from `url` (conditionally) into `cache_dir` and import it; returns the finished run.
+
+    The cached file (cache_dir/SOURCE/NAME) and its sidecar (NAME.meta.json: url, etag, last_modified,
+    sha256, data_date) change only after a successful import, so they always hold the last good data.
+    304 Not Modified is recorded as a successful run that changed nothing. A failed download or import is
+    recorded as a failed run and raised (FeedUnavailable, FeedUnreadable, ...); the previous data stays.
+    """
+    from patchday.feeds import download
+    from patchday.feeds.detect import detect_source
+
+    cached = _cached_file(source, url, cache_dir)
+    meta = _read_sidecar(cached)
+    known = None
+    if cached.exists() and meta.get("url") == url:
+        known = download.Validators(meta.get("etag") or None, meta.get("last_modified") or None)
+    incoming = cache_dir / source / "incoming" / cached.name
+    try:
+        fetched = download.fetch(url, incoming, known, progress=progress)
+    except (PatchdayError, OSError) as exc:
+        return run_import(actor, source, cached, _failing(exc), origin=url)  # records the failure, raises
+    if not fetched.modified:
+        last_date = date.fromisoformat(meta["data_date"]) if meta.get("data_date") else None
+        return run_import(actor, source, cached, lambda: Counts(data_date=last_date), origin=url)
+
+    def load() -> Counts:
+        with incoming.open("rb") as handle:  # portals and proxies answer 200 with an error page
+            if handle.read(512).lstrip().lower().startswith((b"<!doctype html", b"<html")):
+                raise FeedUnreadable(f"{url} served an HTML page, not the {source} feed (an error page?)")
+        found = detect_source(incoming)
+        if found != source:
+            raise FeedUnreadable(f"{url} served {found} data, not {source}")
+        return loader_for(actor, source, incoming)()
+
+    try:
+        run = run_import(actor, source, incoming, load, origin=url)
+    except BaseException:
+        incoming.unlink(missing_ok=True)
+        raise
+    for stale in cached.parent.iterdir():  # a file of an earlier URL would be exported as current
+        if stale.is_file() and stale.name not in {cached.name, _sidecar(cached).name}:
+            stale.unlink()
+    incoming.replace(cached)
+    sidecar = {
+        "url": url,
+        "source": source,
+        "etag": fetched.validators.etag or "",
+        "last_modified": fetched.validators.last_modified or "",
+        "sha256": run.checksum,
+        "data_date": run.data_date.isoformat() if run.data_date else "",
+    }
+    _sidecar(cached).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class BundleEntry:
+    """One file of a bundle, as manifest.json lists it."""
+
+    file: str
+    source: str
+    sha256: str
+    data_date: str
+
+
+def export_bundle(cache_dir: Path, target: Path) -> list[BundleEntry]:
+    """Copy the last successfully synced file of each source into `target`, with manifest.json listing them.
+
+    Raises InvalidInput when nothing has been synced yet.
+    """
+    entries: list[BundleEntry] = []
+    for meta_path in sorted(cache_dir.glob(f"*/*{SIDECAR_SUFFIX}")):
+        cached = meta_path.with_name(meta_path.name.removesuffix(SIDECAR_SUFFIX))
+        meta = _read_sidecar(cached)
+        if not cached.is_file() or not meta.get("source"):
+            continue
+        # SOURCE/NAME: two sources may publish files of one name, and the OSV loader names advisories after NAME
+        name = f"{meta['source']}/{cached.name}"
+        entries.append(BundleEntry(name, meta["source"], checksum(cached), meta.get("data_date", "")))
+        (target / meta["source"]).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target / name)
+    if not entries:
+        raise InvalidInput(f"no synced feed files in {cache_dir}; run `patchday feeds sync` first")
+    manifest = {"files": [{"file": e.file, "source": e.source, "sha256": e.sha256, "data_date": e.data_date}
+                          for e in entries]}  # fmt: skip
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return entries
+
+
+def is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+def read_bundle(directory: Path) -> list[BundleEntry]:
+    """The entries of the bundle in `directory`, every file's SHA-256 checked against the manifest.
+
+    Raises FeedUnreadable naming the file when the manifest is malformed, a file is missing or altered.
+    """
+    try:
+        raw = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        entries = [BundleEntry(str(f["file"]), str(f["source"]), str(f["sha256"]), str(f.get("data_date") or ""))
+                   for f in raw["files"]]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FeedUnreadable(f"{directory / MANIFEST} is not a bundle manifest: {exc}") from None
+    for entry in entries:
+        path = directory / entry.file
+        if Path(entry.file).is_absolute() or ".." in Path(entry.file).parts:
+            raise FeedUnreadable(f"{directory / MANIFEST} names {entry.file!r}, which is outside the bundle")
+        if not path.is_file():
+            raise FeedUnreadable(f"bundle file {path} is missing")
+        if checksum(path) != entry.sha256:
+            raise FeedUnreadable(f"bundle file {path} does not match its SHA-256 in {MANIFEST}; nothing was imported")
+    return entries
+
+
+def import_bundle(actor: Actor, directory: Path) -> list[FeedRun]:
+    """Verify every file of the bundle in `directory` (read_bundle), then import each; returns the runs.
+
+    Nothing is imported unless every checksum matches. A file that fails to import raises after its
+    failed run is recorded; the files before it stay imported (each run is its own transaction).
+    """
+    runs: list[FeedRun] = []
+    for entry in read_bundle(directory):
+        path = directory / entry.file
+        day = date.fromisoformat(entry.data_date) if entry.source == "epss" and entry.data_date else None
+        origin = f"bundle:{path}"
+        runs.append(run_import(actor, entry.source, path, loader_for(actor, entry.source, path, day), origin=origin))
+    return runs

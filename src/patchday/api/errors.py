@@ -30,6 +30,7 @@ STATUS_BY_ERROR: Final[Mapping[type[core.PatchdayError], int]] = {
     core.ConfigurationError: 500,
     core.DatabaseUnavailable: 503,
     core.AuditChainBroken: 500,
+    core.FeedUnavailable: 503,
 }
 
 CODE_BY_STATUS: Final[Mapping[int, str]] = {

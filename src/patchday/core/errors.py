@@ -12,6 +12,7 @@ PatchdayError
  +-- DatabaseUnavailable     the database cannot be reached or is not migrated
  +-- AuditChainBroken        an audit record does not match the hash chain
  +-- FeedUnreadable          a feed file or payload cannot be read or parsed; nothing of it was loaded
+ +-- FeedUnavailable         a feed could not be downloaded this time; retrying later is safe (API 503)
 
 The API maps these types to status codes in one table (patchday.api.errors).
 """
@@ -107,3 +108,9 @@ class FeedUnreadable(PatchdayError):
     """A feed file or payload cannot be read or parsed; nothing of it was loaded. Names the file and entry."""
 
     code = "feed_unreadable"
+
+
+class FeedUnavailable(PatchdayError):
+    """A feed could not be downloaded this time (unreachable, an error status, too large); retrying later is safe."""
+
+    code = "feed_unavailable"

@@ -57,14 +57,16 @@ class MatchChange:
     removed: int
 
 
-def _reconcile(scope: str = "", params: Sequence[Param] = ()) -> MatchChange:
+def _reconcile(scope: str = "", params: Sequence[Param] = (), delete_scope: str | None = None) -> MatchChange:
     """Make findings_match equal the range join within `scope` (SQL on pv/r, values as parameters).
 
     Both statements run inside the database: no row travels to Python, so a full re-evaluation
-    costs one anti-join and one predicate check over the table.
+    costs one anti-join and one predicate check over the table. `delete_scope` restates the scope
+    on findings_match's own columns where that lets the planner use its index (PostgreSQL does
+    not carry an IN list across a join).
     """
     with connection.cursor() as cursor:
-        cursor.execute(_DELETE_STALE.format(scope=scope), list(params))
+        cursor.execute(_DELETE_STALE.format(scope=scope if delete_scope is None else delete_scope), list(params))
         removed = max(cursor.rowcount, 0)
         cursor.execute(_INSERT_MISSING.format(scope=scope), [timezone.now(), *params])
         added = max(cursor.rowcount, 0)
@@ -93,7 +95,11 @@ def rematch_versions(version_ids: Iterable[int]) -> MatchChange:
     ids = sorted(set(version_ids))
     with transaction.atomic():
         return _sum(
-            _reconcile(f" AND pv.id IN ({_placeholders(len(chunk))})", chunk)
+            _reconcile(
+                f" AND pv.id IN ({_placeholders(len(chunk))})",
+                chunk,
+                delete_scope=f" AND m.package_version_id IN ({_placeholders(len(chunk))})",
+            )
             for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK))
         )
 

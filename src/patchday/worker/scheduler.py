@@ -19,7 +19,7 @@ from django.db.models import Q
 from patchday.audit import services as audit
 from patchday.core.audit import Actor, ActorKind
 from patchday.worker.models import Lease, PeriodicRun, WorkerHeartbeat
-from patchday.worker.tasks import prune_task_results, verify_audit_chain
+from patchday.worker.tasks import prune_task_results, sync_feeds, verify_audit_chain
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Periodic:
 SCHEDULE: Sequence[Periodic] = (
     Periodic("audit.verify", timedelta(hours=1), verify_audit_chain),
     Periodic("worker.prune_task_results", timedelta(days=1), prune_task_results),
+    Periodic("feeds.sync", timedelta(days=1), sync_feeds),
 )
 
 

@@ -56,3 +56,25 @@ def prune_task_results(keep_days: int = 14) -> int:
             changes = {"deleted": deleted, "finished_before": cutoff.isoformat()}
             audit.record(worker_actor(), "worker.prune_task_results", "task_result", "*", changes)
     return deleted
+
+
+@task()
+def sync_feeds() -> dict[str, str]:
+    """Periodic: sync every source in PATCHDAY_FEED_URLS; a failing source is logged and the others go on.
+
+    Returns {source: "succeeded" | "failed: REASON"}.
+    """
+    from patchday.advisories.feed_imports import sync_source
+    from patchday.settings import load_settings
+
+    settings = load_settings()
+    report: dict[str, str] = {}
+    for source, url in settings.feed_urls.items():
+        try:
+            run = sync_source(worker_actor(), source, url, settings.feed_cache_dir)
+        except Exception as exc:  # one feed never blocks the others; its failed run is recorded
+            logger.error("feed sync of %s from %s failed: %s", source, url, exc)
+            report[source] = f"failed: {exc}"
+        else:
+            report[source] = run.outcome
+    return report
