@@ -34,6 +34,12 @@ API_RULES: Final[Mapping[tuple[str, str], Rule]] = {
     ("GET", "/api/v1/audit"): Permission.READ_AUDIT,
     ("GET", "/api/v1/audit/export"): Permission.READ_AUDIT,
     ("GET", "/api/v1/audit/verify"): Permission.READ_AUDIT,
+    # vulnerabilities and feeds
+    ("GET", "/api/v1/vulnerabilities"): Permission.VIEW,
+    ("GET", "/api/v1/vulnerabilities/{cve_id}"): Permission.VIEW,
+    ("GET", "/api/v1/vulnerabilities/{cve_id}/hosts"): Permission.VIEW,
+    ("GET", "/api/v1/feeds/runs"): Permission.VIEW,
+    ("GET", "/api/v1/feeds/status"): Permission.VIEW,
     # worker
     ("GET", "/api/v1/worker/status"): Permission.VIEW,
     ("POST", "/api/v1/worker/probes"): Permission.ADMINISTER,
@@ -51,6 +57,9 @@ PAGE_RULES: Final[Mapping[str, Rule]] = {
     "user-change": Permission.ADMINISTER,
     "tokens": Permission.VIEW,
     "token-revoke": Permission.VIEW,
+    "vulnerabilities": Permission.VIEW,
+    "vulnerability": Permission.VIEW,
+    "feeds": Permission.VIEW,
     "audit-log": Permission.READ_AUDIT,
     "audit-verify": Permission.READ_AUDIT,
     "api-not-found": PUBLIC,  # the catch-all under /api/: a 404 in the API's error shape

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ from ninja.operation import Operation
 from patchday.accounts import services
 from patchday.accounts.guards import Guard
 from patchday.accounts.models import User
+from patchday.advisories.models import EpssScore
 from patchday.api.main import api
 from patchday.core.roles import Permission, Role, is_allowed
 from tests.conftest import SYSTEM_ACTOR
@@ -193,10 +195,17 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
     tokens = {role: token_for(user) for role, user in users.items()}
     target = User.objects.create_user("matrix-target", role=Role.VIEWER.value)
     spare = services.create_token(SYSTEM_ACTOR, users[Role.ADMIN], "to be revoked")
+    # A CVE only EPSS names: enough for the vulnerability routes to answer 200, not 404.
+    EpssScore.objects.create(cve_id="CVE-2024-3094", score_date=date(2024, 4, 1), probability=0.5, percentile=0.9)
     return Fleet(
         users,
         tokens,
-        {"username": target.username, "token_id": spare.token.prefix, "rest": "v1/no-such-route"},
+        {
+            "username": target.username,
+            "token_id": spare.token.prefix,
+            "rest": "v1/no-such-route",
+            "cve_id": "CVE-2024-3094",
+        },
     )
 
 

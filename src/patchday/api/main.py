@@ -11,6 +11,7 @@ from ninja.errors import ValidationError, ValidationErrorContext
 
 from patchday import __version__
 from patchday.accounts.api import router as accounts_router
+from patchday.advisories.api import router as advisories_router
 from patchday.api import errors
 from patchday.audit.api import router as audit_router
 from patchday.worker.api import router as worker_router
@@ -55,4 +56,5 @@ api = PatchdayApi(
 errors.install(api)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)
+api.add_router("/", advisories_router)
 api.add_router("/", worker_router)

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 feeds_app = typer.Typer(help="Vulnerability feeds: sync, import, export, see their state.", no_args_is_help=True)
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
-STALE_AFTER_DAYS = 7
 
 
 @feeds_app.command("import")
@@ -144,25 +143,18 @@ def status_command() -> None:
     start_django()
     from django.utils import timezone
 
-    from patchday.advisories.models import FeedRun
+    from patchday.advisories.queries import FeedState, feed_status
 
-    table = Table("source", "last success", "data date", "added/updated/unchanged", "last attempt", "state")
-    today = timezone.now().date()
-    for source in FeedRun.objects.values_list("source", flat=True).distinct().order_by("source"):
-        runs = FeedRun.objects.filter(source=source)
-        last = runs.first()
-        good = runs.filter(outcome=FeedRun.SUCCEEDED).first()
-        assert last is not None
-        stale = good is None or good.data_date is None or (today - good.data_date).days > STALE_AFTER_DAYS
-        state = (
-            "[red]failing[/red]" if last.outcome == FeedRun.FAILED else ("[yellow]stale[/yellow]" if stale else "ok")
-        )
+    styles = {FeedState.OK: "green", FeedState.STALE: "yellow", FeedState.FAILING: "red", FeedState.NEVER: "dim"}
+    table = Table("source", "state", "data date", "last success", "added/updated/unchanged", "last attempt")
+    for status in feed_status(timezone.now().date()):
+        good, last = status.last_success, status.last_attempt
         table.add_row(
-            source,
+            status.source,
+            f"[{styles[status.state]}]{status.state.value}[/]",
+            str(status.data_date or "-"),
             f"{good.finished_at:%Y-%m-%d %H:%M}" if good and good.finished_at else "never",
-            str(good.data_date or "-") if good else "-",
             f"{good.added}/{good.updated}/{good.unchanged}" if good else "-",
-            f"{last.started_at:%Y-%m-%d %H:%M} {last.outcome}",
-            state,
+            f"{last.started_at:%Y-%m-%d %H:%M} {last.outcome}" if last else "-",
         )
     out.print(table)

@@ -16,6 +16,8 @@ class NavItem:
 
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Overview", "home", Permission.VIEW),
+    NavItem("Vulnerabilities", "vulnerabilities", Permission.VIEW),
+    NavItem("Feeds", "feeds", Permission.VIEW),
     NavItem("Audit trail", "audit-log", Permission.READ_AUDIT),
     NavItem("Users", "users", Permission.ADMINISTER),
     NavItem("API tokens", "tokens", Permission.VIEW),

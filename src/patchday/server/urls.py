@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from patchday.accounts import views as accounts
+from patchday.advisories import views as advisories
 from patchday.api.errors import error_response
 from patchday.api.main import api
 from patchday.audit import views as audit
@@ -28,6 +29,9 @@ urlpatterns = [
     path("users/<str:username>/", accounts.user_change_page, name="user-change"),
     path("tokens/", accounts.tokens_page, name="tokens"),
     path("tokens/<str:token_id>/revoke/", accounts.token_revoke_page, name="token-revoke"),
+    path("vulnerabilities/", advisories.vulnerabilities_page, name="vulnerabilities"),
+    path("vulnerabilities/<str:cve_id>/", advisories.vulnerability_page, name="vulnerability"),
+    path("feeds/", advisories.feeds_page, name="feeds"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
     path("api/v1/", api.urls),
