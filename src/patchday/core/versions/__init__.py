@@ -8,6 +8,7 @@ so "introduced <= installed < fixed" can run as an indexed range check inside th
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 
@@ -30,3 +31,21 @@ class VersionScheme(Protocol):
     def sort_key(self, version: str) -> bytes:
         """Bytes ordered as the versions are; raises InvalidVersion."""
         ...
+
+
+class KeyOrdered(ABC):
+    """Base of schemes whose order *is* their sort key: validate and compare follow from sort_key,
+    so the key order and compare() cannot disagree."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def sort_key(self, version: str) -> bytes:
+        """Bytes ordered as the versions are; raises InvalidVersion."""
+
+    def validate(self, version: str) -> None:
+        self.sort_key(version)
+
+    def compare(self, a: str, b: str) -> int:
+        key_a, key_b = self.sort_key(a), self.sort_key(b)
+        return (key_a > key_b) - (key_a < key_b)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from patchday.core.errors import InvalidVersion
+from patchday.core.versions import KeyOrdered
 
 _SCHEME: Final = "apk"
 _PATTERN: Final = re.compile(
@@ -89,19 +90,12 @@ def _dotted(digits: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ApkScheme:
+class ApkScheme(KeyOrdered):
     """Alpine's apk version order (apk-tools 3 `apk version -t`)."""
 
     @property
     def name(self) -> str:
         return _SCHEME
-
-    def validate(self, version: str) -> None:
-        self.sort_key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        key_a, key_b = self.sort_key(a), self.sort_key(b)
-        return (key_a > key_b) - (key_a < key_b)
 
     def sort_key(self, version: str) -> bytes:
         match = _PATTERN.fullmatch(version)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from patchday.core.errors import InvalidVersion
+from patchday.core.versions import KeyOrdered
 
 _SCHEME: Final = "pep440"
 # PEP 440 Appendix B's pattern, restricted to ASCII as packaging restricts it.
@@ -94,19 +95,12 @@ def _local(label: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Pep440Scheme:
+class Pep440Scheme(KeyOrdered):
     """PEP 440 version order, as `packaging.version.Version` implements it."""
 
     @property
     def name(self) -> str:
         return _SCHEME
-
-    def validate(self, version: str) -> None:
-        self.sort_key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        key_a, key_b = self.sort_key(a), self.sort_key(b)
-        return (key_a > key_b) - (key_a < key_b)
 
     def sort_key(self, version: str) -> bytes:
         if version and _SIMPLE.issuperset(version):

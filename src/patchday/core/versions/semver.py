@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from patchday.core.errors import InvalidVersion
+from patchday.core.versions import KeyOrdered
 
 _SCHEME: Final = "semver"
 _NUMBER: Final = r"(?:0|[1-9][0-9]*)"
@@ -61,19 +62,12 @@ def _identifier(identifier: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class SemverScheme:
+class SemverScheme(KeyOrdered):
     """SemVer 2.0.0 precedence, with an optional leading "v"."""
 
     @property
     def name(self) -> str:
         return _SCHEME
-
-    def validate(self, version: str) -> None:
-        self.sort_key(version)
-
-    def compare(self, a: str, b: str) -> int:
-        key_a, key_b = self.sort_key(a), self.sort_key(b)
-        return (key_a > key_b) - (key_a < key_b)
 
     def sort_key(self, version: str) -> bytes:
         match = _PATTERN.fullmatch(version)
