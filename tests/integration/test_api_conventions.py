@@ -316,10 +316,17 @@ def test_lists_are_paged_with_items_and_count(admin_api: ApiClient, make_user: M
 
 
 def test_a_page_size_above_the_maximum_is_capped(admin_api: ApiClient) -> None:
-    response = admin_api.get(f"users?page_size={settings.NINJA_PAGINATION_MAX_PER_PAGE_SIZE * 10}")
+    from patchday.audit import services as audit_services
+
+    cap = settings.NINJA_MAX_PER_PAGE_SIZE
+    for index in range(cap + 10):
+        audit_services.record(SYSTEM_ACTOR, "test.fill", "thing", index)
+
+    response = admin_api.get(f"audit?page_size={cap * 10}")
 
     assert response.status_code == 200
-    assert response.json()["count"] == 1
+    assert response.json()["count"] > cap
+    assert len(response.json()["items"]) == cap == 500
 
 
 # -- documentation and health -----------------------------------------------------------------------------
