@@ -49,13 +49,13 @@ class ApiAnswer:
 def call_api(base_url: str, method: str, path: str, token: str | None, body: object = None) -> ApiAnswer:
     """One real HTTP request to the live server's API; returns the status and the decoded JSON body."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{base_url}/api/v1/{path.lstrip('/')}", data=data, method=method)  # noqa: S310
+    request = urllib.request.Request(f"{base_url}/api/v1/{path.lstrip('/')}", data=data, method=method)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (the live server, http)
+        with urllib.request.urlopen(request, timeout=10) as response:
             return ApiAnswer(response.status, json.loads(response.read() or b"null"))
     except urllib.error.HTTPError as exc:
         return ApiAnswer(exc.code, json.loads(exc.read() or b"null"))

@@ -49,9 +49,15 @@ def up(
 
     server.migrate()
     password = server.ensure_admin(admin, cli_actor())
-    for line in server.load_bundled_feeds(cli_actor()):
-        out.print(f"loaded bundled feed snapshot: {line}", highlight=False)
-    out.print(f"this machine is in the fleet: {server.enroll_local_machine(cli_actor())}", highlight=False)
+    try:
+        for line in server.load_bundled_feeds(cli_actor()):
+            out.print(f"loaded bundled feed snapshot: {line}", highlight=False)
+    except PatchdayError as exc:  # serving matters more than the snapshot; the feed run records the failure
+        err.print(f"patchday: the bundled feed snapshot was not loaded: {exc}", highlight=False)
+    try:
+        out.print(f"this machine is in the fleet: {server.enroll_local_machine(cli_actor())}", highlight=False)
+    except PatchdayError as exc:  # e.g. no os-release or an unreadable package database: serve anyway
+        err.print(f"patchday: this machine was not enrolled: {exc}", highlight=False)
     url = f"http://{settings.listen_host}:{settings.listen_port}"
     if password:
         out.print(f"[bold]Created account {admin!r} with password:[/bold] {password}")
