@@ -86,7 +86,7 @@ def rematch_all() -> MatchChange:
         return _reconcile()
 
 
-def _placeholders(count: int) -> str:
+def _marks(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
@@ -96,9 +96,9 @@ def rematch_versions(version_ids: Iterable[int]) -> MatchChange:
     with transaction.atomic():
         return _sum(
             _reconcile(
-                f" AND pv.id IN ({_placeholders(len(chunk))})",
+                f" AND pv.id IN ({_marks(len(chunk))})",
                 chunk,
-                delete_scope=f" AND m.package_version_id IN ({_placeholders(len(chunk))})",
+                delete_scope=f" AND m.package_version_id IN ({_marks(len(chunk))})",
             )
             for chunk in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK))
         )
@@ -115,7 +115,7 @@ def rematch_packages(packages: Iterable[tuple[str, str]]) -> MatchChange:
             names.sort()
             for i in range(0, len(names), CHUNK):
                 chunk = names[i : i + CHUNK]
-                scope = f" AND pv.ecosystem = %s AND pv.match_name IN ({_placeholders(len(chunk))})"
+                scope = f" AND pv.ecosystem = %s AND pv.match_name IN ({_marks(len(chunk))})"
                 changes.append(_reconcile(scope, [ecosystem, *chunk]))
     return _sum(changes)
 
@@ -143,7 +143,7 @@ def host_matches(host_names: Sequence[str] | None = None) -> list[HostMatch]:
     )
     params: list[str] = []
     if host_names is not None:
-        sql += f" WHERE h.name IN ({_placeholders(len(host_names))})"
+        sql += f" WHERE h.name IN ({_marks(len(host_names))})"
         params = list(host_names)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
