@@ -40,10 +40,8 @@ one 2002 line would leave every current advisory out.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +51,7 @@ from typing import Final
 from patchday.core.errors import FeedUnreadable, InvalidVersion
 from patchday.core.osv import CVE_ID, Advisory, AffectedPackage, AffectedRange
 from patchday.core.versions.dpkg import SCHEME as DPKG
+from patchday.feeds.files import read_limited
 
 SOURCE: Final = "Debian security tracker"
 MAX_LIST_BYTES: Final = 64 * 1024 * 1024  # the DSA list is about 1 MB
@@ -258,17 +257,7 @@ def read_debian_list(
 ) -> list[Advisory]:
     """Every advisory in a DSA or DLA list file (plain text or .gz); all or nothing: raises FeedUnreadable naming
     the file and line. `releases` maps codenames to release numbers, for codenames newer than this module."""
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read(MAX_LIST_BYTES + 1)
-        else:
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_LIST_BYTES + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FeedUnreadable(f"{SOURCE}: cannot read {path}: {exc}") from None
-    if len(raw) > MAX_LIST_BYTES:
-        raise FeedUnreadable(f"{SOURCE}: {path} is larger than {MAX_LIST_BYTES} bytes")
+    raw = read_limited(path, SOURCE, MAX_LIST_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -22,12 +22,10 @@ needs all or nothing collects them first (the import service does, inside one tr
 from __future__ import annotations
 
 import functools
-import gzip
 import json
 import logging
 import math
 import re
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,6 +37,7 @@ from cvss.exceptions import CVSSError
 
 from patchday.core.errors import FeedUnreadable
 from patchday.core.vulnerability import CVE_ID, CveRecord, CvssScore, CvssVersion, SsvcPoints
+from patchday.feeds.files import read_limited
 
 SOURCE: Final = "NVD"
 NVD_SCORER: Final = "nvd@nist.gov"
@@ -157,18 +156,7 @@ def is_english(lang: object) -> bool:
 
 def load_json(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> object:
     """The decoded JSON document in `path` (gzipped when it ends in .gz); raises FeedUnreadable naming the file."""
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read(max_bytes + 1)
-        else:
-            with path.open("rb") as handle:
-                raw = handle.read(max_bytes + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FeedUnreadable(f"{source}: cannot read file {path}: {exc}") from None
-    if len(raw) > max_bytes:
-        raise FeedUnreadable(f"{source} file {path} is larger than {max_bytes} bytes")
-    return decode_json(raw, f"{source} file {path}")
+    return decode_json(read_limited(path, source, max_bytes), f"{source} file {path}")
 
 
 def _reject_constant(name: str) -> object:

@@ -4,7 +4,6 @@ raises FeedUnreadable naming the file and entry, and nothing is returned."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import zipfile
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from patchday.core.errors import FeedUnreadable
 from patchday.core.osv import Advisory, InvalidAdvisory, parse_advisory
+from patchday.feeds.files import read_limited
 
 MAX_ENTRY_BYTES = 64 * 1024 * 1024  # one record or list; osv.dev's largest records are a few MB
 
@@ -51,16 +51,7 @@ def _read_zip(path: Path) -> Iterator[Advisory]:
 
 
 def _read_file(path: Path) -> Iterator[Advisory]:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read(MAX_ENTRY_BYTES + 1)
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise FeedUnreadable(f"cannot read {path}: {exc}") from None
-    if len(raw) > MAX_ENTRY_BYTES:
-        raise FeedUnreadable(f"{path} is larger than {MAX_ENTRY_BYTES} bytes")
+    raw = read_limited(path, "OSV", MAX_ENTRY_BYTES)
     yield from _parse(_decode(raw, str(path)), str(path))
 
 
