@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich import box
@@ -17,6 +17,9 @@ from rich.table import Table
 from patchday.core.errors import InvalidInput
 from patchday.core.osv import Advisory
 from patchday.core.severity import Rating
+
+if TYPE_CHECKING:
+    from patchday.scanning import ScanReport
 
 SEVERITY_STYLE = {
     Rating.CRITICAL: "bold red",
@@ -61,10 +64,7 @@ def _load_advisories(paths: list[Path], ecosystems: tuple[str, ...]) -> tuple[li
     return found, f"database {settings.database_display}"
 
 
-def _print_table(report: object, origin: str, console: Console) -> None:
-    from patchday.scanning import ScanReport
-
-    assert isinstance(report, ScanReport)
+def _print_table(report: ScanReport, origin: str, console: Console) -> None:
     host = report.host
     console.print(
         f"[bold]{host.hostname}[/bold] · {host.os_name or host.os_id} · {len(host.packages)} packages · "
