@@ -7,14 +7,10 @@ suite a second time against a throwaway PostgreSQL server).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 
-# Before Django reads settings: a private data dir, so tests never touch a real installation.
-os.environ.setdefault("PATCHDAY_DATA_DIR", tempfile.mkdtemp(prefix="patchday-test-"))
-# No feed URLs: a worker's daily feeds.sync must never reach for the internet during tests.
-os.environ.setdefault("PATCHDAY_FEED_URLS", "kev=,epss=,osv=")
-
+# The private data dir and empty feed URLs are set by tests/private_env.py, loaded as a plugin
+# (`-p tests.private_env`) because pytest-django sets Django up before this file is imported.
 import pytest
 from django.test import Client
 
