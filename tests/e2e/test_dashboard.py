@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from patchday.core.roles import Role
-from tests.e2e.conftest import ADMIN_PASSWORD, MOBILE, Seeded, call_api, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, BOOTSTRAP, MOBILE, Seeded, call_api, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -219,3 +219,30 @@ def test_on_a_phone_the_navigation_folds_into_a_menu_and_tables_scroll_inside_th
     page.get_by_text("Menu", exact=True).click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("status")).to_have_text("You are signed out.")
+
+
+def test_every_page_says_the_feeds_are_a_bundled_snapshot_until_real_data_arrives(seeded: Seeded, page: Page) -> None:
+    from patchday.advisories import feed_imports
+    from tests.support.fleet import FIXTURES
+
+    # what `patchday up` does offline, for the smallest bundled file: load it with a bundled: origin
+    name = "kev-2026.08.21.json.gz"
+    bundled = feed_imports.SNAPSHOT_DIR / name
+    load = feed_imports.loader_for(BOOTSTRAP, "kev", bundled)
+    feed_imports.run_import(BOOTSTRAP, "kev", bundled, load, origin=f"{feed_imports.BUNDLED_PREFIX}{name}")
+
+    page.goto("/")
+    notice = page.get_by_role("status").filter(has_text="Feeds are from a bundled snapshot")
+    expect(notice).to_contain_text("data of 2026-08-21")
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    for path in ("/", "/vulnerabilities/", "/feeds/"):
+        page.goto(path)
+        expect(notice).to_be_visible()
+    notice.get_by_role("link", name="See the feeds").click()
+    expect(page.get_by_role("heading", name="Feeds", level=1)).to_be_visible()
+
+    real = FIXTURES / "feeds" / "kev-2026.08.21-first200.json.gz"  # as `patchday feeds import` does
+    feed_imports.run_import(BOOTSTRAP, "kev", real, feed_imports.loader_for(BOOTSTRAP, "kev", real))
+    page.reload()
+    expect(page.get_by_role("heading", name="Feeds", level=1)).to_be_visible()
+    expect(notice).to_have_count(0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from patchday.advisories.models import Advisory, FeedRun
 from patchday.audit.models import AuditRecord
+from tests.support.feed_archives import add_member
 from tests.support.fleet import FIXTURES
 
 OSV = FIXTURES / "feeds" / "debian-bookworm-osv-2026-08-21.json.gz"
@@ -66,3 +68,35 @@ def test_scan_uses_the_database_when_no_osv_is_given(child_env: dict[str, str], 
     )
     assert from_db.returncode == 1, from_db.stderr
     assert json.loads(from_db.stdout)["findings"] == json.loads(from_file.stdout)["findings"]
+
+
+def test_an_archived_dump_with_a_malformed_record_imports_the_rest_and_lists_it_unless_strict(
+    child_env: dict[str, str], tmp_path: Path
+) -> None:
+    dump = tmp_path / "pypa-advisory-database.tar.xz"
+    with tarfile.open(dump, "w:xz") as archive:
+        for file in sorted((FIXTURES / "feeds" / "osv" / "pypa").rglob("*.yaml")):
+            add_member(archive, f"vulns/{file.parent.name}/{file.name}", file.read_bytes())
+        add_member(archive, "vulns/broken/PYSEC-0000-1.yaml", b"id: PYSEC-0000-1\nmodified: never\n")
+    unknown = tmp_path / "notes.txt"
+    unknown.write_text("not a feed\n")
+
+    strict = run(child_env, "feeds", "import", dump, "--strict")
+    assert strict.returncode == 2
+    assert "PYSEC-0000-1.yaml" in strict.stdout
+    assert Advisory.objects.count() == 0
+
+    lenient = run(child_env, "feeds", "import", unknown, dump)  # told from the content; the unknown file fails alone
+    assert lenient.returncode == 2, lenient.stdout + lenient.stderr
+    assert f"failed {unknown}" in lenient.stdout
+    assert "osv" in lenient.stdout
+    assert "5 added" in lenient.stdout
+    assert "1 malformed record(s) skipped" in lenient.stdout
+    assert "PYSEC-0000-1.yaml" in lenient.stdout
+    assert Advisory.objects.count() == 5
+    assert FeedRun.objects.get(outcome=FeedRun.SUCCEEDED).skipped[0].startswith("OSV file")
+
+    status = run(child_env, "feeds", "status")
+    assert status.returncode == 0, status.stderr
+    assert "skipped" in status.stdout
+    assert "PYSEC-0000-1.yaml" in status.stdout

@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from patchday.advisories import feed_imports
-from patchday.advisories.models import EpssScore, FeedRun, KevEntry
+from patchday.advisories.models import Advisory, EpssScore, FeedRun, KevEntry
 from patchday.core.errors import FeedUnavailable, FeedUnreadable
 from patchday.feeds import download
 from tests.conftest import SYSTEM_ACTOR
+from tests.support.feed_archives import add_member
 from tests.support.fleet import FIXTURES
 
 FEEDS = FIXTURES / "feeds"
@@ -237,3 +239,59 @@ def test_sync_export_and_import_a_bundle_and_refuse_a_tampered_one(
     assert KevEntry.objects.count() == 200
     assert EpssScore.objects.count() > 0
     assert FeedRun.objects.filter(origin__startswith="bundle:", outcome=FeedRun.SUCCEEDED).count() == 3
+
+
+@pytest.mark.django_db
+def test_the_worker_sync_task_imports_each_source_and_a_failing_one_blocks_none(
+    server: FeedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> None:
+    from patchday.settings import load_settings
+    from patchday.worker.tasks import sync_feeds
+
+    pypa = tmp_path / "pypa-advisory-database.tar.xz"
+    with tarfile.open(pypa, "w:xz") as archive:
+        for file in sorted((FEEDS / "osv" / "pypa").rglob("*.yaml")):
+            add_member(archive, f"vulns/{file.parent.name}/{file.name}", file.read_bytes())
+        add_member(archive, "vulns/broken/PYSEC-0000-1.yaml", b"id: PYSEC-0000-1\nmodified: never\n")
+    urls = {  # the failing sources come first: they must not stop the ones after them
+        "nvd": server.url("/nvd/gone.json"),
+        "cve5": server.serve("/cve5/records.json", FIXTURES / "feeds" / "epss-first-header.csv"),  # wrong content
+        "kev": server.serve(f"/kev/{KEV.name}", KEV),
+        "epss": server.serve(f"/epss/{EPSS.name}", EPSS),
+        "osv": server.serve(f"/pypi/{pypa.name}", pypa),
+    }
+    monkeypatch.setenv("PATCHDAY_FEED_URLS", ",".join(f"{source}={url}" for source, url in urls.items()))
+    monkeypatch.setenv("PATCHDAY_DATA_DIR", str(tmp_path / "data"))
+    load_settings.cache_clear()  # the process reads its settings once
+    request.addfinalizer(load_settings.cache_clear)
+
+    with caplog.at_level("WARNING", logger="patchday.worker.tasks"):
+        report = sync_feeds.call()
+
+    assert report["nvd"].startswith("failed: ")
+    assert "404" in report["nvd"]
+    assert report["cve5"].startswith("failed: ")
+    assert "epss data, not cve5" in report["cve5"]
+    assert {s: report[s] for s in ("kev", "epss", "osv")} == dict.fromkeys(("kev", "epss", "osv"), FeedRun.SUCCEEDED)
+    assert KevEntry.objects.count() == 200
+    assert EpssScore.objects.count() == 2000
+    osv = FeedRun.objects.get(source="osv")
+    assert (osv.added, len(osv.skipped)) == (5, 1)  # the malformed record is left out, listed, and logged
+    assert "PYSEC-0000-1.yaml" in caplog.text
+    assert "feed sync of nvd" in caplog.text
+    assert (tmp_path / "data" / "feeds" / "kev" / KEV.name).read_bytes() == KEV.read_bytes()
+
+    again = sync_feeds.call(strict=True)  # unchanged files are not downloaded again, so strict changes nothing
+    assert {s: again[s] for s in ("kev", "epss", "osv")} == dict.fromkeys(("kev", "epss", "osv"), FeedRun.SUCCEEDED)
+    assert FeedRun.objects.filter(source="osv", added=0, unchanged=0).count() == 1  # 304 Not Modified
+
+    (tmp_path / "data" / "feeds" / "osv" / f"{pypa.name}.meta.json").unlink()  # forget the ETag: download again
+    strict = sync_feeds.call(strict=True)
+    assert strict["osv"].startswith("failed: ")
+    assert "PYSEC-0000-1.yaml" in strict["osv"]
+    assert FeedRun.objects.filter(source="osv").values_list("outcome", flat=True)[0] == FeedRun.FAILED
+    assert Advisory.objects.count() == 5  # the previous data stays

@@ -201,6 +201,7 @@ class FeedRunOut(Schema):
     removed: int
     data_date: date | None = Field(description="the newest date the data speaks for")
     error: str
+    skipped: list[str] = Field(description="malformed records an OSV, NVD or CVE 5 dump left out: file, record, why")
 
 
 class FeedStatusOut(Schema):

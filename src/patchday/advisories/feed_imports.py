@@ -7,7 +7,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import islice
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.utils import timezone
 
-from patchday.advisories import services
+from patchday.advisories import queries, services
 from patchday.advisories.models import EpssScore, FeedRun, KevEntry, Vulnerability
 from patchday.audit import services as audit
 from patchday.core import osv
@@ -24,6 +24,7 @@ from patchday.core.errors import FeedUnreadable, InvalidInput, PatchdayError
 from patchday.core.vulnerability import CveRecord, best_cvss
 from patchday.core.vulnerability import EpssScore as EpssValue
 from patchday.core.vulnerability import KevEntry as KevValue
+from patchday.feeds.files import MalformedRecords
 
 BATCH = 2000
 
@@ -35,6 +36,7 @@ class Counts:
     unchanged: int = 0
     removed: int = 0
     data_date: date | None = None
+    skipped: tuple[str, ...] = ()  # malformed records left out of a dump (see patchday.feeds.files.MalformedRecords)
 
 
 def checksum(path: Path) -> str:
@@ -69,7 +71,7 @@ def run_import(actor: Actor, source: str, path: Path, load: Callable[[], Counts]
             run.added, run.updated, run.unchanged, run.removed = (
                 counts.added, counts.updated, counts.unchanged, counts.removed
             )  # fmt: skip
-            run.data_date = counts.data_date
+            run.data_date, run.skipped = counts.data_date, list(counts.skipped)
             run.save()
             audit.record(
                 actor,
@@ -77,7 +79,8 @@ def run_import(actor: Actor, source: str, path: Path, load: Callable[[], Counts]
                 "feed_run",
                 run.pk,
                 {"source": source, "origin": run.origin, "added": counts.added, "updated": counts.updated,
-                 "unchanged": counts.unchanged, "removed": counts.removed, "checksum": run.checksum},
+                 "unchanged": counts.unchanged, "removed": counts.removed, "skipped": len(counts.skipped),
+                 "checksum": run.checksum},
             )  # fmt: skip
     except (PatchdayError, OSError) as exc:
         run.outcome, run.finished_at, run.error = FeedRun.FAILED, timezone.now(), str(exc)[:4000]
@@ -271,8 +274,35 @@ def store_advisories(actor: Actor, records: list[osv.Advisory], source: str) -> 
 # -- reading a source -------------------------------------------------------------------------------------
 
 
-def loader_for(actor: Actor, source: str, path: Path, score_date: date | None = None) -> Callable[[], Counts]:
-    """A function that reads `path` as `source` and stores it; run_import runs it in one transaction."""
+def _reading_a_dump(
+    source: str, path: Path, strict: bool, store: Callable[[MalformedRecords], Counts]
+) -> Callable[[], Counts]:
+    """A loader running `store` with a fresh malformed-record policy, adding the records it left out to the
+    counts; a dump of which no record could be read fails."""
+
+    def load() -> Counts:
+        malformed = MalformedRecords(strict=strict)
+        counts = store(malformed)
+        if malformed.messages and counts.added + counts.updated + counts.unchanged == 0:
+            raise FeedUnreadable(
+                f"{source} {path}: no record could be read ({len(malformed.messages)} malformed); "
+                f"the first: {malformed.messages[0]}"
+            )
+        return replace(counts, skipped=tuple(malformed.messages))
+
+    return load
+
+
+def loader_for(
+    actor: Actor, source: str, path: Path, score_date: date | None = None, *, strict: bool = False
+) -> Callable[[], Counts]:
+    """A function that reads `path` as `source` and stores it; run_import runs it in one transaction.
+
+    KEV and EPSS files are one document each: any error fails the run. In OSV, NVD and CVE JSON 5 dumps a
+    malformed record is left out and listed in the run (FeedRun.skipped), unless `strict`, when it fails the
+    run; so does a dump with more than MAX_SKIPPED malformed records, or with no readable record at all. The
+    Debian lists are read all or nothing (their reader already leaves out and reports a bad version line).
+    """
     if source == "kev":
         from patchday.feeds.kev import read_kev
 
@@ -288,11 +318,11 @@ def loader_for(actor: Actor, source: str, path: Path, score_date: date | None = 
     if source == "nvd":
         from patchday.feeds.nvd import read_nvd
 
-        return lambda: store_cve_records(read_nvd(path))
+        return _reading_a_dump(source, path, strict, lambda m: store_cve_records(read_nvd(path, malformed=m)))
     if source == "cve5":
         from patchday.feeds.cve5 import read_cve5
 
-        return lambda: store_cve_records(read_cve5(path))
+        return _reading_a_dump(source, path, strict, lambda m: store_cve_records(read_cve5(path, malformed=m)))
     if source in {"debian-dsa", "debian-dla"}:
         from patchday.feeds.debian_tracker import read_debian_list
 
@@ -300,7 +330,10 @@ def loader_for(actor: Actor, source: str, path: Path, score_date: date | None = 
     if source == "osv":
         from patchday.feeds.osv import load_osv
 
-        return lambda: store_advisories(actor, load_osv(path), f"osv:{path.name}"[:64])
+        origin = f"osv:{path.name}"[:64]
+        return _reading_a_dump(
+            source, path, strict, lambda m: store_advisories(actor, load_osv(path, malformed=m), origin)
+        )
     raise InvalidInput(f"unknown feed source {source!r}")
 
 
@@ -311,7 +344,7 @@ SNAPSHOT: tuple[tuple[str, str], ...] = (
     ("osv", "debian-bookworm-osv-2026-08-21.json.gz"),
     ("osv", "pypa-osv-2024-10-10.json.gz"),
 )
-BUNDLED_PREFIX = "bundled:"
+BUNDLED_PREFIX = queries.BUNDLED_PREFIX
 
 
 def import_bundled_snapshot(actor: Actor) -> list[FeedRun]:
@@ -334,9 +367,8 @@ def import_bundled_snapshot(actor: Actor) -> list[FeedRun]:
 
 
 def is_bundled_snapshot_only() -> bool:
-    """True while every successful feed run so far came from the bundled snapshot."""
-    succeeded = FeedRun.objects.filter(outcome=FeedRun.SUCCEEDED)
-    return succeeded.exists() and not succeeded.exclude(origin__startswith=BUNDLED_PREFIX).exists()
+    """True while every successful feed run so far came from the bundled snapshot (see queries.bundled_snapshot)."""
+    return queries.bundled_snapshot() is not None
 
 
 # -- downloading feeds (sync) and moving them as bundles (export, import) -----------------------------------
@@ -372,13 +404,16 @@ def _failing(exc: Exception) -> Callable[[], Counts]:
     return load
 
 
-def sync_source(actor: Actor, source: str, url: str, cache_dir: Path, *, progress: bool = False) -> FeedRun:
+def sync_source(
+    actor: Actor, source: str, url: str, cache_dir: Path, *, progress: bool = False, strict: bool = False
+) -> FeedRun:
     """Download `source` from `url` (conditionally) into `cache_dir` and import it; returns the finished run.
 
     The cached file (cache_dir/SOURCE/NAME) and its sidecar (NAME.meta.json: url, etag, last_modified,
     sha256, data_date) change only after a successful import, so they always hold the last good data.
     304 Not Modified is recorded as a successful run that changed nothing. A failed download or import is
     recorded as a failed run and raised (FeedUnavailable, FeedUnreadable, ...); the previous data stays.
+    `strict` fails the run on a malformed record of a dump instead of leaving it out (see loader_for).
     """
     from patchday.feeds import download
     from patchday.feeds.detect import detect_source
@@ -404,7 +439,7 @@ def sync_source(actor: Actor, source: str, url: str, cache_dir: Path, *, progres
         found = detect_source(incoming)
         if found != source:
             raise FeedUnreadable(f"{url} served {found} data, not {source}")
-        return loader_for(actor, source, incoming)()
+        return loader_for(actor, source, incoming, strict=strict)()
 
     try:
         run = run_import(actor, source, incoming, load, origin=url)
@@ -487,7 +522,7 @@ def read_bundle(directory: Path) -> list[BundleEntry]:
     return entries
 
 
-def import_bundle(actor: Actor, directory: Path) -> list[FeedRun]:
+def import_bundle(actor: Actor, directory: Path, *, strict: bool = False) -> list[FeedRun]:
     """Verify every file of the bundle in `directory` (read_bundle), then import each; returns the runs.
 
     Nothing is imported unless every checksum matches. A file that fails to import raises after its
@@ -498,5 +533,6 @@ def import_bundle(actor: Actor, directory: Path) -> list[FeedRun]:
         path = directory / entry.file
         day = date.fromisoformat(entry.data_date) if entry.source == "epss" and entry.data_date else None
         origin = f"bundle:{path}"
-        runs.append(run_import(actor, entry.source, path, loader_for(actor, entry.source, path, day), origin=origin))
+        runs.append(run_import(actor, entry.source, path, loader_for(actor, entry.source, path, day, strict=strict),
+                               origin=origin))  # fmt: skip
     return runs

@@ -128,6 +128,7 @@ class FeedRun(models.Model):
     removed = models.IntegerField(default=0)
     data_date = models.DateField(null=True)  # the newest date the data speaks for (catalog, score date)
     error = models.TextField(blank=True)
+    skipped = models.JSONField(default=list)  # malformed records a dump left out: one message each (file, record, why)
 
     class Meta:
         ordering = ["-started_at", "-id"]

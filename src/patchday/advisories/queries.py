@@ -19,7 +19,7 @@ from typing import Any, Final, Generic, TypeVar, overload
 
 from cvss import CVSS2, CVSS3, CVSS4, constants2, constants3, constants4
 from cvss.exceptions import CVSSError
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Length, Substr
 
 from patchday.advisories.models import (
@@ -630,3 +630,33 @@ def feed_status(today: date) -> list[FeedStatus]:
             state = FeedState.OK
         statuses.append(FeedStatus(source, state, success, attempt, age))
     return statuses
+
+
+BUNDLED_PREFIX: Final = "bundled:"  # the origin of runs that loaded the bundled snapshot (feed_imports)
+
+
+@dataclass(frozen=True, slots=True)
+class BundledSnapshot:
+    """The feed data is only the bundled snapshot: each source's data date (source -> date, by source)."""
+
+    data_dates: tuple[tuple[str, date | None], ...]
+
+    @property
+    def newest(self) -> date | None:
+        return max((day for _, day in self.data_dates if day), default=None)
+
+
+def bundled_snapshot() -> BundledSnapshot | None:
+    """The snapshot's data dates while every successful feed run came from the bundled snapshot (no sync or
+    import of real data has succeeded yet); None once one has, or when nothing was ever loaded. One query."""
+    bundled = Q(origin__startswith=BUNDLED_PREFIX)
+    rows = (
+        FeedRun.objects.filter(outcome=FeedRun.SUCCEEDED)
+        .values("source")
+        .annotate(real=Count("pk", filter=~bundled), data_date=Max("data_date", filter=bundled))
+        .order_by("source")  # replaces the model's ordering, which would split the groups
+    )
+    found = list(rows)
+    if not found or any(row["real"] for row in found):
+        return None
+    return BundledSnapshot(tuple((row["source"], row["data_date"]) for row in found))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 feeds_app = typer.Typer(help="Vulnerability feeds: sync, import, export, see their state.", no_args_is_help=True)
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
+STRICT_HELP = "fail a dump (OSV, NVD, CVE 5) on one malformed record instead of skipping it and listing it in the run"
 
 
 @feeds_app.command("import")
@@ -31,9 +32,12 @@ def import_command(
         Optional[str],  # noqa: UP045
         typer.Option(help="EPSS score date (YYYY-MM-DD) when the file does not say"),
     ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
-    """Import feed files, or bundles made by `feeds export`. Each file lands completely or not at all;
-    importing it again changes nothing. A bundle's checksums are all verified before anything is imported."""
+    """Import feed files (plain, gzipped, .zip or tar archives), or bundles made by `feeds export`. Each file
+    lands completely or not at all; importing it again changes nothing. A bundle's checksums are all verified
+    before anything is imported. A malformed record in an OSV, NVD or CVE 5 dump is skipped and listed, unless
+    --strict."""
     from patchday.cli.bootstrap import cli_actor, start_django
     from patchday.feeds.detect import SOURCES, detect_source
 
@@ -50,15 +54,20 @@ def import_command(
     for path in paths:
         if source is None and is_bundle(path):
             try:
-                for run in import_bundle(cli_actor(), path):
+                for run in import_bundle(cli_actor(), path, strict=strict):
                     _print_run(run.source, Path(run.origin), run)
             except Exception as exc:  # one failing bundle never blocks the others
                 failed += 1
                 out.print(f"[red]failed[/red] bundle {path}: {exc}", highlight=False)
             continue
-        kind = source or detect_source(path)
         try:
-            run = run_import(cli_actor(), kind, path, loader_for(cli_actor(), kind, path, day))
+            kind = source or detect_source(path)
+        except Exception as exc:  # an unknown file never blocks the others
+            failed += 1
+            out.print(f"[red]failed[/red] {path}: {exc}", highlight=False)
+            continue
+        try:
+            run = run_import(cli_actor(), kind, path, loader_for(cli_actor(), kind, path, day, strict=strict))
         except Exception as exc:  # one failing file never blocks the others; its run says why
             failed += 1
             out.print(f"[red]failed[/red] {kind} {path}: {exc}", highlight=False)
@@ -74,6 +83,10 @@ def _print_run(kind: str, path: Path | str, run: FeedRun) -> None:
         f"{run.removed} removed (data of {run.data_date or 'unknown date'})",
         highlight=False,
     )
+    if run.skipped:
+        out.print(f"[yellow]{len(run.skipped)} malformed record(s) skipped[/yellow] (--strict fails instead):")
+        for message in run.skipped:
+            out.print(f"  {message}", highlight=False)
 
 
 @feeds_app.command("sync")
@@ -82,6 +95,7 @@ def sync_command(
         Optional[list[str]],  # noqa: UP045
         typer.Argument(help="sources to sync (default: every source in PATCHDAY_FEED_URLS)"),
     ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Download each source from its URL (only when it changed) and import it. Exit code 2 if any failed."""
     from patchday.cli.bootstrap import cli_actor, start_django
@@ -100,7 +114,8 @@ def sync_command(
     for source in chosen:
         url = settings.feed_urls[source]
         try:
-            run = sync_source(cli_actor(), source, url, settings.feed_cache_dir, progress=sys.stdout.isatty())
+            progress = sys.stdout.isatty()
+            run = sync_source(cli_actor(), source, url, settings.feed_cache_dir, progress=progress, strict=strict)
         except Exception as exc:  # one failing source never blocks the others; its run says why
             failed += 1
             out.print(f"[red]failed[/red] {source} {url}: {exc}", highlight=False)
@@ -146,7 +161,7 @@ def status_command() -> None:
     from patchday.advisories.queries import FeedState, feed_status
 
     styles = {FeedState.OK: "green", FeedState.STALE: "yellow", FeedState.FAILING: "red", FeedState.NEVER: "dim"}
-    table = Table("source", "state", "data date", "last success", "added/updated/unchanged", "last attempt")
+    table = Table("source", "state", "data date", "last success", "added/updated/unchanged", "skipped", "last attempt")
     for status in feed_status(timezone.now().date()):
         good, last = status.last_success, status.last_attempt
         table.add_row(
@@ -155,6 +170,12 @@ def status_command() -> None:
             str(status.data_date or "-"),
             f"{good.finished_at:%Y-%m-%d %H:%M}" if good and good.finished_at else "never",
             f"{good.added}/{good.updated}/{good.unchanged}" if good else "-",
+            f"[yellow]{len(good.skipped)}[/]" if good and good.skipped else "0" if good else "-",
             f"{last.started_at:%Y-%m-%d %H:%M} {last.outcome}" if last else "-",
         )
     out.print(table)
+    for status in feed_status(timezone.now().date()):
+        if status.last_success and status.last_success.skipped:
+            out.print(f"{status.source}: malformed records skipped by its last successful run:", highlight=False)
+            for message in status.last_success.skipped:
+                out.print(f"  {message}", highlight=False)

@@ -1,7 +1,7 @@
 """CVE JSON 5 records (the CVE List, cvelistV5, and CISA's Vulnrichment) as CveRecords: one record per .json or
 .json.gz file (or a JSON list of records), a directory laid out like cvelistV5 (every CVE-*.json below it; the
 repository's delta.json and deltaLog.json are not records), or a .tar.xz / .tar.gz / .tar archive of CVE-*.json
-files, read member by member.
+files, read as a stream, member by member (patchday.feeds.files.tar_members: links skipped, nothing extracted).
 
 What is taken from a record: the English description ("en", "en-US", ...); published and updated times from
 cveMetadata; CVSS v4.0, v3.1, v3.0 and v2.0 metrics of the CNA container (source "cna", scorer = its
@@ -14,15 +14,13 @@ rejection reason as the description, and no scores, CWEs or references.
 Scores are checked as the NVD reader checks them (patchday.feeds.nvd.checked_cvss): an unusable vector or a
 baseScore that disagrees with its vector is dropped and reported, to `problems` when given, logged otherwise;
 the record is kept. Anything else that does not fit raises FeedUnreadable naming the source, file, record and
-reason. Records are yielded as they are read; callers that need all or nothing collect them first.
+reason, unless the caller passes a MalformedRecords policy (patchday.feeds.files), which leaves such a record out
+and lists it. Records are yielded as they are read; callers that need all or nothing collect them first.
 """
 
 from __future__ import annotations
 
-import lzma
 import re
-import tarfile
-import zlib
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Final
 
 from patchday.core.errors import FeedUnreadable
 from patchday.core.vulnerability import CVE_ID, CveRecord, CvssScore, CvssVersion, SsvcPoints
+from patchday.feeds.files import MalformedRecords, is_tar, read_limited, skip_or_raise, tar_members
 from patchday.feeds.nvd import (
     CISA_ADP,
     CISA_ADP_ORG_ID,
@@ -38,7 +37,6 @@ from patchday.feeds.nvd import (
     checked_cvss,
     decode_json,
     is_english,
-    load_json,
     parse_time,
     ssvc_points,
 )
@@ -54,7 +52,6 @@ _METRICS: Final = {
 _CWE_ID: Final = re.compile(r"^CWE-\d+$")
 _CWE_IN_TEXT: Final = re.compile(r"^(CWE-\d+)\b")  # older records name the CWE only in the description text
 _RECORD_FILE: Final = re.compile(r"^CVE-\d{4}-\d{4,}\.json(\.gz)?$")
-_ARCHIVES: Final = (".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar")
 
 
 def _object(
@@ -231,47 +228,58 @@ def parse_cve5(obj: object, *, where: str = "payload", problems: list[str] | Non
 # -- files -----------------------------------------------------------------------------------------------
 
 
-def _records_in(document: object, where: str, problems: list[str] | None) -> Iterator[CveRecord]:
-    if isinstance(document, list):
-        for index, item in enumerate(document):
-            yield _parse(item, f"{where} entry {index}", problems)
-    else:
-        yield _parse(document, where, problems)
+def _records_in(
+    document: object, where: str, problems: list[str] | None, malformed: MalformedRecords | None
+) -> Iterator[CveRecord]:
+    items = list(enumerate(document)) if isinstance(document, list) else [(None, document)]
+    for index, item in items:
+        try:
+            record = _parse(item, where if index is None else f"{where} entry {index}", problems)
+        except FeedUnreadable as exc:
+            skip_or_raise(exc, malformed)
+            continue
+        yield record
 
 
-def _read_archive(path: Path, problems: list[str] | None) -> Iterator[CveRecord]:
+def _file_records(
+    raw: bytes, where: str, problems: list[str] | None, malformed: MalformedRecords | None, *, one_of_many: bool
+) -> Iterator[CveRecord]:
+    """The records of one file's bytes; in a dump of many files, a file that is not JSON is one malformed record."""
     try:
-        with tarfile.open(path, "r|*") as archive:  # streaming: members are read in order, once
-            for member in archive:
-                name = member.name.rsplit("/", 1)[-1]
-                if not member.isfile() or not _RECORD_FILE.match(name) or name.endswith(".gz"):  # .json only
-                    continue
-                where = f"file {path} member {member.name}"
-                if member.size > MAX_RECORD_BYTES:
-                    raise FeedUnreadable(f"{SOURCE} {where} is larger than {MAX_RECORD_BYTES} bytes")
-                handle = archive.extractfile(member)
-                if handle is None:
-                    continue
-                yield from _records_in(decode_json(handle.read(), f"{SOURCE} {where}"), where, problems)
-    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
-        raise FeedUnreadable(f"{SOURCE}: {path} is not a readable tar archive: {exc}") from None
+        document = decode_json(raw, f"{SOURCE} {where}")
+    except FeedUnreadable as exc:
+        if not one_of_many:
+            raise
+        skip_or_raise(exc, malformed)
+        return
+    yield from _records_in(document, where, problems, malformed)
 
 
-def read_cve5(path: Path, *, problems: list[str] | None = None) -> Iterator[CveRecord]:
+def _is_record_file(name: str) -> bool:
+    return bool(_RECORD_FILE.match(name)) and not name.endswith(".gz")
+
+
+def read_cve5(
+    path: Path, *, problems: list[str] | None = None, malformed: MalformedRecords | None = None
+) -> Iterator[CveRecord]:
     """Every record in `path` (a .json or .json.gz file, a cvelistV5-style directory, or a tar archive; see the
     module docstring), one file at a time. Raises FeedUnreadable naming the file and record when one cannot be
-    read (records before it have been yielded); dropped scores go to `problems`."""
+    read (records before it have been yielded), unless `malformed` takes the record (see
+    patchday.feeds.files.MalformedRecords); dropped scores go to `problems`."""
     if path.is_dir():
         files = sorted(p for p in path.rglob("CVE-*") if p.is_file() and _RECORD_FILE.match(p.name))
         if not files:
             raise FeedUnreadable(f"{SOURCE}: {path} holds no CVE-*.json files")
         for file in files:
-            yield from _records_in(load_json(file, SOURCE, MAX_RECORD_BYTES), f"file {file}", problems)
+            raw = read_limited(file, SOURCE, MAX_RECORD_BYTES)
+            yield from _file_records(raw, f"file {file}", problems, malformed, one_of_many=True)
     elif not path.exists():
         raise FeedUnreadable(f"{SOURCE}: {path} does not exist")
-    elif path.name.endswith(_ARCHIVES):
-        yield from _read_archive(path, problems)
+    elif is_tar(path):
+        for name, raw in tar_members(path, SOURCE, _is_record_file, MAX_RECORD_BYTES):
+            yield from _file_records(raw, f"file {path} member {name}", problems, malformed, one_of_many=True)
     elif path.name.endswith((".json", ".json.gz")):
-        yield from _records_in(load_json(path, SOURCE, MAX_RECORD_BYTES), f"file {path}", problems)
+        raw = read_limited(path, SOURCE, MAX_RECORD_BYTES)
+        yield from _file_records(raw, f"file {path}", problems, malformed, one_of_many=False)
     else:
         raise FeedUnreadable(f"{SOURCE}: {path} is not a directory, .json, .json.gz or tar archive")

@@ -1,4 +1,7 @@
-"""Which feed a file holds, told from its content (so `patchday feeds import PATH` needs no --source)."""
+"""Which feed a file holds, told from its content (so `patchday feeds import PATH` needs no --source).
+
+A directory or a tar archive is told from its first record file (.json, .json.gz, .yaml; a mirror's
+SOURCES.json or manifest.json is not one); a .zip is an osv.dev ecosystem archive; YAML is OSV (PyPA)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import re
 from pathlib import Path
 
 from patchday.core.errors import FeedUnreadable
+from patchday.feeds.files import is_tar, tar_head
 
 SOURCES = ("osv", "debian-dsa", "debian-dla", "kev", "epss", "nvd", "cve5")
 _TRACKER_LINE = re.compile(rb"^\[\d{2} \w{3} \d{4}\] (DSA|DLA)-")
+_NOT_RECORDS = frozenset({"SOURCES.json", "manifest.json", "delta.json", "deltaLog.json"})  # mirrors' bookkeeping
 
 
 def _head(path: Path, size: int = 8192) -> bytes:
@@ -23,11 +28,15 @@ def _head(path: Path, size: int = 8192) -> bytes:
         raise FeedUnreadable(f"cannot read {path}: {exc}") from None
 
 
+def _is_record_file(name: str) -> bool:
+    return name.endswith((".json", ".json.gz", ".yaml", ".yml")) and name not in _NOT_RECORDS
+
+
 def _first_file(directory: Path) -> Path:
     for candidate in sorted(directory.rglob("*")):
-        if candidate.is_file() and candidate.name.endswith((".json", ".json.gz")):
+        if candidate.is_file() and _is_record_file(candidate.name):
             return candidate
-    raise FeedUnreadable(f"{directory} holds no .json or .json.gz file to tell its feed from")
+    raise FeedUnreadable(f"{directory} holds no .json, .json.gz or .yaml file to tell its feed from")
 
 
 def detect_source(path: Path) -> str:
@@ -38,14 +47,25 @@ def detect_source(path: Path) -> str:
         path = _first_file(path)
     if path.suffix == ".zip":
         return "osv"
+    if is_tar(path):  # told from its first record file, read from the stream
+        name, head = tar_head(path, "archive", lambda n: _is_record_file(n) and not n.endswith(".gz"))
+        if name.endswith((".yaml", ".yml")):
+            return "osv"
+        return _from_json_head(f"{path} member {name}", head.lstrip())
+    if path.name.endswith((".yaml", ".yml")):
+        return "osv"  # the PyPA advisory database's OSV records
     head = _head(path).lstrip()
     if match := _TRACKER_LINE.match(head):
         return "debian-dsa" if match.group(1) == b"DSA" else "debian-dla"
     if head.startswith((b"#model_version", b"#source", b"cve,epss")):
         return "epss"
+    return _from_json_head(str(path), head)
+
+
+def _from_json_head(where: str, head: bytes) -> str:
     lowered = head[:512].lower()
     if lowered.startswith((b"<!doctype html", b"<html")):
-        raise FeedUnreadable(f"{path} is an HTML page, not a feed file (an error page saved instead of the data?)")
+        raise FeedUnreadable(f"{where} is an HTML page, not a feed file (an error page saved instead of the data?)")
     if b'"catalogVersion"' in head:
         return "kev"
     if (b'"dataType"' in head and b"CVE_RECORD" in head) or b'"cveMetadata"' in head:
@@ -54,4 +74,4 @@ def detect_source(path: Path) -> str:
         return "nvd"
     if b'"affected"' in head or b'"schema_version"' in head or b'"modified"' in head:
         return "osv"
-    raise FeedUnreadable(f"{path}: cannot tell which feed this is; pass --source ({', '.join(SOURCES)})")
+    raise FeedUnreadable(f"{where}: cannot tell which feed this is; pass --source ({', '.join(SOURCES)})")

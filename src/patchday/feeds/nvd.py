@@ -1,6 +1,7 @@
 """NVD CVE API 2.0 records as CveRecords: one `cve` object per file (the layout of fkie-cad/nvd-json-data-feeds),
 an API response page (`{"resultsPerPage", "startIndex", "totalResults", "vulnerabilities": [{"cve": {...}}]}`),
-either one gzipped, or a directory of them (every *.json and *.json.gz below it, read one file at a time).
+either one gzipped, a directory of them (every *.json and *.json.gz below it, read one file at a time), or a tar
+archive of them (read as a stream, member by member; a mirror's SOURCES.json is not a record).
 
 Scores: every CVSS metric (v2, v3.0, v3.1, v4.0) is parsed and scored again with the `cvss` library. A metric whose
 vector does not parse, is not of the metric's CVSS version, or whose baseScore differs from the library's by more
@@ -15,8 +16,9 @@ as NVD names it (an e-mail address or the CNA's org UUID). `metrics.ssvcV203` gi
 `cisaExploitAdd` the KEV date. Times without a zone are UTC (NVD's convention).
 
 Everything else that does not fit (not JSON, an HTML page, no CVE id, a field of the wrong type, a bad date) raises
-FeedUnreadable naming the source, file, record and reason. Records are yielded as files are read, so a caller that
-needs all or nothing collects them first (the import service does, inside one transaction).
+FeedUnreadable naming the source, file, record and reason, unless the caller passes a MalformedRecords policy
+(patchday.feeds.files), which leaves such a record of a dump out and lists it. Records are yielded as files are read,
+so a caller that needs all or nothing collects them first (the import service does, inside one transaction).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from cvss.exceptions import CVSSError
 
 from patchday.core.errors import FeedUnreadable
 from patchday.core.vulnerability import CVE_ID, CveRecord, CvssScore, CvssVersion, SsvcPoints
-from patchday.feeds.files import read_limited
+from patchday.feeds.files import MalformedRecords, is_tar, read_limited, skip_or_raise, tar_members
 
 SOURCE: Final = "NVD"
 NVD_SCORER: Final = "nvd@nist.gov"
@@ -339,40 +341,81 @@ def parse_nvd_cve(obj: object, *, where: str = "payload", problems: list[str] | 
 # -- files -----------------------------------------------------------------------------------------------
 
 
-def _records_in(document: object, where: str, problems: list[str] | None) -> Iterator[CveRecord]:
+def _records_in(
+    document: object, where: str, problems: list[str] | None, malformed: MalformedRecords | None = None
+) -> Iterator[CveRecord]:
     if isinstance(document, Mapping) and "vulnerabilities" in document:
         entries = document["vulnerabilities"]
         if not isinstance(entries, list):
             raise FeedUnreadable(f"{SOURCE} {where}: 'vulnerabilities' must be a list")
         for index, entry in enumerate(entries):
-            if not isinstance(entry, Mapping) or "cve" not in entry:
-                raise FeedUnreadable(f"{SOURCE} {where}: vulnerabilities[{index}] has no 'cve' object")
-            yield _parse(entry["cve"], f"{where} vulnerabilities[{index}]", problems)
-    elif isinstance(document, Mapping) and "cve" in document and "id" not in document:
-        yield _parse(document["cve"], where, problems)  # one entry of a page, saved on its own
-    elif isinstance(document, Mapping):
-        yield _parse(document, where, problems)
-    else:
-        raise FeedUnreadable(f"{SOURCE} {where}: neither a CVE object nor an API response page")
+            try:
+                if not isinstance(entry, Mapping) or "cve" not in entry:
+                    raise FeedUnreadable(f"{SOURCE} {where}: vulnerabilities[{index}] has no 'cve' object")
+                record = _parse(entry["cve"], f"{where} vulnerabilities[{index}]", problems)
+            except FeedUnreadable as exc:
+                skip_or_raise(exc, malformed)
+                continue
+            yield record
+        return
+    try:
+        if isinstance(document, Mapping) and "cve" in document and "id" not in document:
+            record = _parse(document["cve"], where, problems)  # one entry of a page, saved on its own
+        elif isinstance(document, Mapping):
+            record = _parse(document, where, problems)
+        else:
+            raise FeedUnreadable(f"{SOURCE} {where}: neither a CVE object nor an API response page")
+    except FeedUnreadable as exc:
+        skip_or_raise(exc, malformed)
+        return
+    yield record
 
 
-def _is_json(path: Path) -> bool:
-    return path.name.endswith((".json", ".json.gz"))
+def _is_json(name: str) -> bool:
+    return name.endswith((".json", ".json.gz")) and name != "SOURCES.json"  # a mirror's provenance list
 
 
-def read_nvd(path: Path, *, problems: list[str] | None = None) -> Iterator[CveRecord]:
-    """Every record in `path`: a .json or .json.gz file (one `cve` object or an API response page) or a
-    directory of them, one file at a time. Raises FeedUnreadable naming the file and record when one cannot
-    be read (records before it have been yielded); dropped scores go to `problems` (see the module docstring)."""
+def _file_records(
+    raw: bytes, where: str, problems: list[str] | None, malformed: MalformedRecords | None, *, one_of_many: bool
+) -> Iterator[CveRecord]:
+    """The records of one file's bytes; in a dump of many files, a file that is not JSON is one malformed record."""
+    try:
+        document = decode_json(raw, f"{SOURCE} {where}")
+    except FeedUnreadable as exc:
+        if not one_of_many:
+            raise
+        skip_or_raise(exc, malformed)
+        return
+    yield from _records_in(document, where, problems, malformed)
+
+
+def read_nvd(
+    path: Path, *, problems: list[str] | None = None, malformed: MalformedRecords | None = None
+) -> Iterator[CveRecord]:
+    """Every record in `path`: a .json or .json.gz file (one `cve` object or an API response page), a directory
+    of them, or a tar archive of them (.tar.xz, .tar.gz, .tar; read as a stream), one file at a time.
+
+    Raises FeedUnreadable naming the file and record when one cannot be read (records before it have been
+    yielded), unless `malformed` takes the record (see patchday.feeds.files.MalformedRecords); dropped scores
+    go to `problems` (see the module docstring)."""
+    if is_tar(path) and path.is_file():
+        found = False
+        for name, raw in tar_members(path, SOURCE, lambda n: _is_json(n) and not n.endswith(".gz"), MAX_FILE_BYTES):
+            found = True
+            yield from _file_records(raw, f"file {path} member {name}", problems, malformed, one_of_many=True)
+        if not found:
+            raise FeedUnreadable(f"{SOURCE}: {path} holds no .json files")
+        return
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_json(p))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_json(p.name))
         if not files:
             raise FeedUnreadable(f"{SOURCE}: {path} holds no .json or .json.gz files")
     elif not path.exists():
         raise FeedUnreadable(f"{SOURCE}: {path} does not exist")
-    elif not _is_json(path):
-        raise FeedUnreadable(f"{SOURCE}: {path} is not a directory, .json or .json.gz file")
+    elif not _is_json(path.name):
+        raise FeedUnreadable(f"{SOURCE}: {path} is not a directory, .json, .json.gz file or tar archive")
     else:
         files = [path]
     for file in files:
-        yield from _records_in(load_json(file, SOURCE), f"file {file}", problems)
+        raw = read_limited(file, SOURCE, MAX_FILE_BYTES)
+        yield from _file_records(raw, f"file {file}", problems, malformed, one_of_many=path.is_dir())

@@ -59,9 +59,10 @@ def prune_task_results(keep_days: int = 14) -> int:
 
 
 @task()
-def sync_feeds() -> dict[str, str]:
+def sync_feeds(strict: bool = False) -> dict[str, str]:
     """Periodic: sync every source in PATCHDAY_FEED_URLS; a failing source is logged and the others go on.
 
+    `strict` fails a dump on one malformed record instead of skipping it (see feed_imports.loader_for).
     Returns {source: "succeeded" | "failed: REASON"}.
     """
     from patchday.advisories.feed_imports import sync_source
@@ -71,10 +72,12 @@ def sync_feeds() -> dict[str, str]:
     report: dict[str, str] = {}
     for source, url in settings.feed_urls.items():
         try:
-            run = sync_source(worker_actor(), source, url, settings.feed_cache_dir)
+            run = sync_source(worker_actor(), source, url, settings.feed_cache_dir, strict=strict)
         except Exception as exc:  # one feed never blocks the others; its failed run is recorded
             logger.error("feed sync of %s from %s failed: %s", source, url, exc)
             report[source] = f"failed: {exc}"
         else:
             report[source] = run.outcome
+            if run.skipped:
+                logger.warning("feed sync of %s skipped malformed records: %s", source, run.skipped)
     return report

@@ -27,6 +27,6 @@ def test_a_file_over_the_limit_is_refused_without_reading_it_all(tmp_path: Path)
 def test_a_corrupt_gzip_in_an_osv_directory_is_a_feed_error_naming_the_file(tmp_path: Path) -> None:
     good = gzip.compress(b'[{"id": "X-1"}]')
     corrupt = good[:10] + bytes(b ^ 0xFF for b in good[10:-8]) + good[-8:]  # header intact, deflate data garbled
-    (tmp_path / "bad.json.gz").write_bytes(corrupt)
-    with pytest.raises(FeedUnreadable, match=r"OSV: cannot read file .*bad\.json\.gz"):
+    (tmp_path / "X-1.json.gz").write_bytes(corrupt)
+    with pytest.raises(FeedUnreadable, match=r"OSV: cannot read file .*X-1\.json\.gz"):
         load_osv(tmp_path)
