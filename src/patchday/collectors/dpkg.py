@@ -26,7 +26,8 @@ class DpkgPackage:
     state: str
 
 
-def _stanzas(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+def iter_stanzas(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """(first line number, fields) of each RFC 822-style stanza; continuation lines are skipped."""
     fields: dict[str, str] = {}
     line_no = start = 0
     last_key: str | None = None
@@ -59,7 +60,7 @@ def parse_status(text: str, origin: str = "dpkg status") -> list[DpkgPackage]:
     packages: list[DpkgPackage] = []
     saw_package = False
     try:
-        for line_no, fields in _stanzas(text):
+        for line_no, fields in iter_stanzas(text):
             name = fields.get("Package")
             if name is None:
                 raise CollectorError(f"line {line_no}: stanza without a 'Package:' field")

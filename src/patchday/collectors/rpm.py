@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import dataclass
 
 from patchday.collectors import CollectorError
+from patchday.collectors.host import Host
 
 QUERY_FORMAT = "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\n"
 
@@ -54,3 +55,9 @@ def query_installed(root: str | None = None, timeout: float = 120) -> list[RpmPa
     if done.returncode != 0:
         raise CollectorError(f"rpm -qa failed: {done.stderr.strip()[:200]}")
     return parse_query(done.stdout)
+
+
+def collect_installed(host: Host) -> list[RpmPackage]:
+    """Installed packages of `host` (rpm --root for a root other than "/"); raises CollectorError naming the failure."""
+    argv = ["rpm", *([] if host.is_live else ["--root", host.root]), "-qa", "--queryformat", QUERY_FORMAT]
+    return parse_query(host.run_ok(argv, 300))
