@@ -3,6 +3,7 @@
 PatchdayError
  +-- InvalidInput            input does not fit: a field, a name, a value (API 422)
  |    +-- InvalidVersion      a version string does not parse under its scheme (dpkg, rpm, ...)
+ |    +-- InvalidImport       an imported file (SBOM, hosts CSV, osquery results) does not fit; names file, line, field
  +-- NotFound                the named object does not exist (API 404)
  +-- Conflict                the change contradicts the current state, e.g. a duplicate name (API 409)
  +-- AuthenticationFailed    no valid credentials (API 401)
@@ -43,9 +44,14 @@ class NotFound(PatchdayError):
 
 
 class Conflict(PatchdayError):
-    """The change contradicts the current state (a duplicate name, a disabled account)."""
+    """The change contradicts the current state (a duplicate name, a disabled account); `details` says
+    what the client needs to get past it (e.g. {"last_sequence": 50} for a replayed inventory)."""
 
     code = "conflict"
+
+    def __init__(self, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class AuthenticationFailed(PatchdayError):
@@ -102,6 +108,33 @@ class InvalidVersion(InvalidInput):
         self.scheme = scheme
         self.version = version
         self.reason = reason
+
+
+class InvalidImport(InvalidInput):
+    """An imported file (SBOM, hosts CSV, osquery results) cannot be used; nothing of it was imported.
+
+    `source` names the file, `line` the line (1-based) or None for the whole file, `field` the
+    column or JSON key; the message repeats them so it reads on its own. `problems` lists every
+    problem when there are several (a CSV's rows).
+    """
+
+    code = "invalid_import"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "",
+        line: int | None = None,
+        field: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        where = ", ".join(part for part in (source, f"line {line}" if line is not None else "") if part)
+        super().__init__(f"{where}: {message}" if where else message, field=field)
+        self.source = source
+        self.line = line
+        self.detail = message
+        self.problems = problems
 
 
 class FeedUnreadable(PatchdayError):

@@ -1,0 +1,1 @@
+"""Connectors: the ways inventory reaches patchday besides the agent (agentless SSH, file imports)."""
