@@ -42,6 +42,11 @@ class Settings(BaseModel):
     web_workers: int
     log_level: str
     feed_urls: dict[str, str]
+    checkin_interval: int = 900  # seconds between agent check-ins (jittered by the agent)
+    stale_after: int = 3  # missed check-in intervals before a host is stale
+    lost_after: int = 30  # missed check-in intervals before a host is lost
+    inventory_max_bytes: int = 8 * 1024 * 1024  # the largest request body (an inventory is the biggest)
+    access_log: bool = True  # one line per web request on stdout
 
     @property
     def feed_cache_dir(self) -> Path:
@@ -170,6 +175,13 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         web_workers=_parse_positive_int("PATCHDAY_WEB_WORKERS", env.get("PATCHDAY_WEB_WORKERS", "2")),
         log_level=env.get("PATCHDAY_LOG_LEVEL", "INFO").upper(),
         feed_urls=_parse_feed_urls(env.get("PATCHDAY_FEED_URLS", "")),
+        checkin_interval=_parse_positive_int("PATCHDAY_CHECKIN_INTERVAL", env.get("PATCHDAY_CHECKIN_INTERVAL", "900")),
+        stale_after=_parse_positive_int("PATCHDAY_STALE_AFTER", env.get("PATCHDAY_STALE_AFTER", "3")),
+        lost_after=_parse_positive_int("PATCHDAY_LOST_AFTER", env.get("PATCHDAY_LOST_AFTER", "30")),
+        access_log=_parse_bool("PATCHDAY_ACCESS_LOG", env.get("PATCHDAY_ACCESS_LOG", "true")),
+        inventory_max_bytes=_parse_positive_int(
+            "PATCHDAY_INVENTORY_MAX_BYTES", env.get("PATCHDAY_INVENTORY_MAX_BYTES", str(8 * 1024 * 1024))
+        ),
     )
 
 

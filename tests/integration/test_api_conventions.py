@@ -67,7 +67,7 @@ def test_an_unknown_api_route_answers_404_in_the_error_shape(admin_api: ApiClien
 
 
 def test_an_unknown_api_route_answers_404_to_nobody_too() -> None:
-    response = Client().get("/api/v1/hosts")
+    response = Client().get("/api/v1/no-such-area")
 
     assert response.status_code == 404
     assert error_of(response)["code"] == "not_found"

@@ -4,6 +4,7 @@ this machine enrolled, dashboard and API served; the printed admin can sign in; 
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import signal
@@ -15,8 +16,20 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+def _local_host(browser: urllib.request.OpenerDirector, base: str, log: Path) -> dict[str, Any]:
+    """This machine's host record, once the local agent has sent its first inventory."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        hosts = json.loads(browser.open(f"{base}/api/v1/hosts?mode=agent").read())["items"]
+        if hosts and hosts[0]["inventory_at"]:
+            return dict(json.loads(browser.open(f"{base}/api/v1/hosts/{hosts[0]['name']}").read()))
+        time.sleep(1)
+    raise AssertionError("the local agent never sent an inventory:\n" + log.read_text())
 
 
 def free_port() -> int:
@@ -56,7 +69,7 @@ def test_up_serves_a_login_page_where_the_printed_admin_signs_in(tmp_path: Path)
             printed = log.read_text()
             password = re.search(r"Created account 'admin' with password: (\S+)", printed)
             assert password, printed
-            assert "this machine is in the fleet" in printed or "this machine was not enrolled" in printed
+            assert "this machine is in the fleet through the local agent" in printed
             assert "loaded bundled feed snapshot: kev: 1674 records" in printed
 
             jar = http.cookiejar.CookieJar()
@@ -71,6 +84,14 @@ def test_up_serves_a_login_page_where_the_printed_admin_signs_in(tmp_path: Path)
             overview = browser.open(request).read().decode()
             assert "Signed in as" in overview
             assert "admin" in overview
+            local = _local_host(browser, base, log)
+            installed = subprocess.run(
+                ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\\n"], capture_output=True, text=True, check=True
+            ).stdout.split("\n")
+            assert local["management_mode"] == "agent"
+            assert local["package_count"] >= sum(1 for s in installed if s.startswith(("ii", "iU", "iF", "hi")))
+            pending = json.loads(browser.open(f"{base}/api/v1/hosts/{local['name']}/pending-updates").read())
+            assert len(pending) == local["pending_security"] + local["pending_regular"]
         finally:
             up.send_signal(signal.SIGINT)
             try:

@@ -85,9 +85,11 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(core.PatchdayError)
     def patchday_error(request: HttpRequest, exc: core.PatchdayError) -> HttpResponse:
-        details: list[dict[str, str]] = []
+        details: list[dict[str, str]] | dict[str, object] = []
         if isinstance(exc, core.InvalidInput) and exc.field:
             details = [{"field": exc.field, "message": str(exc)}]
+        elif isinstance(exc, core.Conflict) and exc.details:
+            details = exc.details
         response = error_response(status_for(exc), exc.code, str(exc), details)
         if isinstance(exc, core.LoginThrottled):
             response["Retry-After"] = str(exc.retry_after)

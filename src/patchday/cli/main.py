@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from patchday.cli.agent import agent_app
 from patchday.cli.bootstrap import cli_actor, start_django
 from patchday.cli.feeds import feeds_app
+from patchday.cli.hosts import enrollment_app, hosts_app
 from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
 
@@ -24,6 +26,9 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.command("scan")(scan_command)
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(agent_app, name="agent")
+app.add_typer(hosts_app, name="hosts")
+app.add_typer(enrollment_app, name="enrollment")
 
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
 err = Console(stderr=True)
@@ -54,10 +59,12 @@ def up(
             out.print(f"loaded bundled feed snapshot: {line}", highlight=False)
     except PatchdayError as exc:  # serving matters more than the snapshot; the feed run records the failure
         err.print(f"patchday: the bundled feed snapshot was not loaded: {exc}", highlight=False)
-    try:
-        out.print(f"this machine is in the fleet: {server.enroll_local_machine(cli_actor())}", highlight=False)
-    except PatchdayError as exc:  # e.g. no os-release or an unreadable package database: serve anyway
-        err.print(f"patchday: this machine was not enrolled: {exc}", highlight=False)
+    agent_env = server.prepare_local_agent(cli_actor(), settings)
+    out.print(
+        "this machine is in the fleet through the local agent "
+        f"({'enrolling now' if agent_env else 'enrolled'}; state in {server.local_agent_dir(settings)})",
+        highlight=False,
+    )
     url = f"http://{settings.listen_host}:{settings.listen_port}"
     if password:
         out.print(f"[bold]Created account {admin!r} with password:[/bold] {password}")
@@ -67,7 +74,16 @@ def up(
         soft_wrap=True,
     )
     out.print("Ctrl+C stops it.")
-    raise typer.Exit(server.run_together(settings))
+    raise typer.Exit(server.run_together(settings, agent_env))
+
+
+@app.command("local-agent", hidden=True)
+def local_agent() -> None:
+    """The agent of this machine, as `patchday up` runs it (enrolls over loopback, then checks in)."""
+    settings = start_django()
+    from patchday.cli import server
+
+    raise typer.Exit(server.run_local_agent(settings))
 
 
 @app.command()

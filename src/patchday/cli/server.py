@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from patchday.core.audit import Actor
@@ -40,26 +42,60 @@ def load_bundled_feeds(actor: Actor) -> list[str]:
     ]
 
 
-def enroll_local_machine(actor: Actor) -> str:
-    """Record this machine's inventory (as host `hostname`) and match it; a one-line summary."""
+def local_agent_dir(settings: Settings) -> Path:
+    """Config and state of the agent `patchday up` runs for this machine."""
+    return settings.data_dir / "agent"
+
+
+def prepare_local_agent(actor: Actor, settings: Settings) -> dict[str, str]:
+    """Environment for the local agent child: a fresh one-day enrollment secret until it has enrolled."""
+    from datetime import timedelta
+
     from django.utils import timezone
 
-    from patchday import scanning
-    from patchday.findings import services as matcher
-    from patchday.inventory import services as inventory
+    from patchday.agent.config import StateStore
+    from patchday.inventory import agents
 
-    facts = scanning.facts_local()
-    identity = inventory.HostIdentity(
-        name=facts.hostname,
-        os_id=facts.os_id,
-        os_version=facts.os_version,
-        os_name=facts.os_name,
-        ecosystem=facts.ecosystems[0] if facts.ecosystems else "",
-    )
-    change = inventory.record_inventory(actor, identity, facts.packages, timezone.now())
-    matcher.rematch_versions(change.new_versions)
-    exposures = len(matcher.host_matches([facts.hostname]))
-    return f"{facts.hostname}: {len(facts.packages)} packages inventoried, {exposures} matches"
+    if StateStore(local_agent_dir(settings)).load() is not None:
+        return {}
+    issued = agents.create_secret(actor, "local agent (patchday up)", timezone.now() + timedelta(days=1))
+    return {"PATCHDAY_AGENT_ENROLL_SECRET": issued.secret}
+
+
+def _wait_for_web(host: str, port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+
+
+def run_local_agent(settings: Settings) -> int:
+    """The agent for this machine (a child of `patchday up`): enroll over loopback once, then check in."""
+    import os
+    import random
+    import threading
+
+    from patchday.agent.client import Agent, enroll
+    from patchday.agent.config import AgentConfig, StateStore, save_config
+    from patchday.agent.transport import Transport
+
+    host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "::", "") else settings.listen_host  # noqa: S104
+    server = f"http://{host}:{settings.listen_port}" if ":" not in host else f"http://[{host}]:{settings.listen_port}"
+    directory = local_agent_dir(settings)
+    store = StateStore(directory)
+    transport = Transport(server)
+    _wait_for_web(host, settings.listen_port, 60)
+    if store.load() is None:
+        enroll(transport, store, os.environ.get("PATCHDAY_AGENT_ENROLL_SECRET", ""))
+        save_config(directory / "agent.json", AgentConfig(transport.base))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    Agent(transport, store).run(stop.wait, random.SystemRandom())
+    return 0
 
 
 def serve_web(settings: Settings) -> None:
@@ -79,7 +115,7 @@ def serve_web(settings: Settings) -> None:
                 "threads": 4,
                 "timeout": 60,
                 "graceful_timeout": 10,
-                "accesslog": "-",
+                "accesslog": "-" if settings.access_log else None,
                 "loglevel": settings.log_level.lower(),
                 "forwarded_allow_ips": "127.0.0.1,::1",
                 "control_socket_disable": True,  # gunicorn's control socket is not used; don't write to $HOME
@@ -93,10 +129,15 @@ def serve_web(settings: Settings) -> None:
     PatchdayWeb().run()
 
 
-def run_together(settings: Settings) -> int:
-    """Start `patchday web` and `patchday worker` as children; stop both when either ends or on a signal."""
+def run_together(settings: Settings, agent_env: dict[str, str] | None = None) -> int:
+    """Start `patchday web`, `patchday worker` and (with `agent_env`) the local agent as children; stop them
+    all when one ends or on a signal."""
+    import os
+
     command = [sys.executable, "-m", "patchday.cli.main"]
     children = [subprocess.Popen([*command, "web"]), subprocess.Popen([*command, "worker"])]  # noqa: S603
+    if agent_env is not None:
+        children.append(subprocess.Popen([*command, "local-agent"], env={**os.environ, **agent_env}))  # noqa: S603
     stopping = False
 
     def stop(signum: int, frame: object) -> None:

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "patchday.inventory",
     "patchday.advisories",
     "patchday.findings",
+    "patchday.connectors",
     "patchday.worker",
     "patchday.dashboard",
 ]
@@ -127,7 +128,7 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_MAX_PER_PAGE_SIZE = 500  # ninja reads this name (not ..._PAGINATION_MAX_...)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = _s.inventory_max_bytes  # PATCHDAY_INVENTORY_MAX_BYTES; larger bodies get 413
 
 LOGGING = {
     "version": 1,

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from patchday.audit import services as audit
+from patchday.connectors.tasks import collect_due_ssh
 from patchday.core.audit import Actor, ActorKind
 from patchday.worker.models import Lease, PeriodicRun, WorkerHeartbeat
 from patchday.worker.tasks import prune_task_results, sync_feeds, verify_audit_chain
@@ -45,6 +46,7 @@ SCHEDULE: Sequence[Periodic] = (
     Periodic("audit.verify", timedelta(hours=1), verify_audit_chain),
     Periodic("worker.prune_task_results", timedelta(days=1), prune_task_results),
     Periodic("feeds.sync", timedelta(days=1), sync_feeds),
+    Periodic("ssh.collect_due", timedelta(minutes=5), collect_due_ssh),  # each target has its own interval
 )
 
 
