@@ -13,7 +13,8 @@ from typing import Final, Literal
 from patchday.core.roles import Permission
 
 PUBLIC: Final = "public"
-Rule = Permission | Literal["public"]
+HOST: Final = "host"  # an enrolled agent's host token, never a person's token or session
+Rule = Permission | Literal["public", "host"]
 
 # (METHOD, path template as the client sees it) -> rule. Path parameters keep ninja's {name} form.
 API_RULES: Final[Mapping[tuple[str, str], Rule]] = {
@@ -40,6 +41,28 @@ API_RULES: Final[Mapping[tuple[str, str], Rule]] = {
     ("GET", "/api/v1/vulnerabilities/{cve_id}/hosts"): Permission.VIEW,
     ("GET", "/api/v1/feeds/runs"): Permission.VIEW,
     ("GET", "/api/v1/feeds/status"): Permission.VIEW,
+    # hosts, groups, enrollment secrets
+    ("GET", "/api/v1/hosts"): Permission.VIEW,
+    ("PATCH", "/api/v1/hosts"): Permission.OPERATE,
+    ("POST", "/api/v1/hosts/import"): Permission.OPERATE,
+    ("GET", "/api/v1/hosts/freshness"): Permission.VIEW,
+    ("GET", "/api/v1/hosts/{name}"): Permission.VIEW,
+    ("PATCH", "/api/v1/hosts/{name}"): Permission.OPERATE,
+    ("DELETE", "/api/v1/hosts/{name}"): Permission.ADMINISTER,
+    ("GET", "/api/v1/hosts/{name}/packages"): Permission.VIEW,
+    ("GET", "/api/v1/hosts/{name}/pending-updates"): Permission.VIEW,
+    ("GET", "/api/v1/hosts/{name}/history"): Permission.VIEW,
+    ("GET", "/api/v1/groups"): Permission.VIEW,
+    ("POST", "/api/v1/groups"): Permission.OPERATE,
+    ("POST", "/api/v1/groups/{name}/members"): Permission.OPERATE,
+    ("DELETE", "/api/v1/groups/{name}"): Permission.OPERATE,
+    ("GET", "/api/v1/enrollment-secrets"): Permission.ADMINISTER,
+    ("POST", "/api/v1/enrollment-secrets"): Permission.ADMINISTER,
+    ("DELETE", "/api/v1/enrollment-secrets/{secret_id}"): Permission.ADMINISTER,
+    # the agent protocol: enrolling needs only the secret in the body; the rest a host token
+    ("POST", "/api/v1/agent/enroll"): PUBLIC,
+    ("POST", "/api/v1/agent/checkin"): HOST,
+    ("PUT", "/api/v1/agent/inventory"): HOST,
     # worker
     ("GET", "/api/v1/worker/status"): Permission.VIEW,
     ("POST", "/api/v1/worker/probes"): Permission.ADMINISTER,
@@ -60,7 +83,19 @@ PAGE_RULES: Final[Mapping[str, Rule]] = {
     "vulnerabilities": Permission.VIEW,
     "vulnerability": Permission.VIEW,
     "feeds": Permission.VIEW,
+    "hosts": Permission.VIEW,
+    "hosts-export": Permission.VIEW,
+    "hosts-bulk": Permission.OPERATE,
+    "host": Permission.VIEW,
+    "host-edit": Permission.OPERATE,
+    "enroll": Permission.ADMINISTER,
+    "enroll-revoke": Permission.ADMINISTER,
+    "groups": Permission.VIEW,
+    "group-create": Permission.OPERATE,
+    "group-delete": Permission.OPERATE,
     "audit-log": Permission.READ_AUDIT,
     "audit-verify": Permission.READ_AUDIT,
+    "agent-download": PUBLIC,  # the agent zipapp: no secret in it
+    "agent-install-script": PUBLIC,  # the enrollment secret is the admin's argument, never in the script
     "api-not-found": PUBLIC,  # the catch-all under /api/: a 404 in the API's error shape
 }

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.http.response import HttpResponseBase
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from ninja.operation import Operation
 
 from patchday.accounts import services
@@ -27,8 +28,12 @@ from patchday.accounts.models import User
 from patchday.advisories.models import EpssScore
 from patchday.api.main import api
 from patchday.core.roles import Permission, Role, is_allowed
+from patchday.inventory import agents
+from patchday.inventory import services as inventory_services
+from patchday.inventory.api import HostGuard
+from patchday.inventory.models import Host
 from tests.conftest import SYSTEM_ACTOR
-from tests.integration.role_matrix import API_RULES, PAGE_RULES, PUBLIC, Rule
+from tests.integration.role_matrix import API_RULES, HOST, PAGE_RULES, PUBLIC, Rule
 
 ROLES_AND_NOBODY: tuple[Role | None, ...] = (None, *Role)
 PAGE_METHODS = ("GET", "POST")
@@ -71,7 +76,7 @@ def _operation_rule(operation: Operation) -> str:
     callbacks = list(operation.auth_callbacks)
     if not callbacks:
         return PUBLIC
-    if len(callbacks) == 1 and isinstance(callbacks[0], Guard):
+    if len(callbacks) == 1 and isinstance(callbacks[0], Guard | HostGuard):
         return str(callbacks[0].permission)
     return f"unrecognized auth {callbacks!r}"
 
@@ -160,6 +165,10 @@ def expectation_failure(
     to_login = status == 302 and location.startswith(f"{login}?")
     if status >= 500:
         return f"got {status}: {body_of(response)[:300]!r}"
+    if rule == HOST:  # no person's credentials reach an agent route
+        if status != 401 or error_code(response) != "not_authenticated":
+            return f"expected 401 in the error shape for a host-token route, got {status}"
+        return None
     if rule == PUBLIC or (role is not None and is_allowed(role, Permission(rule))):
         if status in (401, 403) or to_login:
             return f"expected access, got {status} {location}"
@@ -197,6 +206,9 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
     spare = services.create_token(SYSTEM_ACTOR, users[Role.ADMIN], "to be revoked")
     # A CVE only EPSS names: enough for the vulnerability routes to answer 200, not 404.
     EpssScore.objects.create(cve_id="CVE-2024-3094", score_date=date(2024, 4, 1), probability=0.5, percentile=0.9)
+    host = Host.objects.create(name="matrix-host", created_at=timezone.now())
+    inventory_services.create_group(SYSTEM_ACTOR, host.name)
+    secret = agents.create_secret(SYSTEM_ACTOR, "matrix")
     return Fleet(
         users,
         tokens,
@@ -205,6 +217,8 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
             "token_id": spare.token.prefix,
             "rest": "v1/no-such-route",
             "cve_id": "CVE-2024-3094",
+            "name": host.name,  # a host and a group share the name, so both kinds of route find theirs
+            "secret_id": secret.record.prefix,
         },
     )
 

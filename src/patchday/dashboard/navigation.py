@@ -16,6 +16,7 @@ class NavItem:
 
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Overview", "home", Permission.VIEW),
+    NavItem("Hosts", "hosts", Permission.VIEW),
     NavItem("Vulnerabilities", "vulnerabilities", Permission.VIEW),
     NavItem("Feeds", "feeds", Permission.VIEW),
     NavItem("Audit trail", "audit-log", Permission.READ_AUDIT),

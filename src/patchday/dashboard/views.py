@@ -14,6 +14,7 @@ from patchday.accounts.guards import PUBLIC, page_guard
 from patchday.accounts.models import User
 from patchday.audit.models import AuditChainHead
 from patchday.core.roles import Permission
+from patchday.inventory import queries as inventory
 from patchday.worker.api import alive_workers, queue_counts
 
 
@@ -22,7 +23,10 @@ from patchday.worker.api import alive_workers, queue_counts
 def home(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
     head = AuditChainHead.objects.filter(pk=1).first()
+    fleet = inventory.freshness_counts()
     context = {
+        "fleet": fleet,
+        "fleet_total": sum(fleet.values()),  # every host has exactly one freshness
         "user_count": User.objects.filter(is_active=True).count(),
         "audit_count": head.count if head else 0,
         "workers": alive_workers(),

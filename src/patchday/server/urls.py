@@ -9,6 +9,8 @@ from patchday.api.errors import error_response
 from patchday.api.main import api
 from patchday.audit import views as audit
 from patchday.dashboard import views as dashboard
+from patchday.inventory import downloads
+from patchday.inventory import views as inventory
 
 
 @csrf_exempt  # it changes nothing; without this a POST with a bearer token got a CSRF 403, not the 404
@@ -32,8 +34,21 @@ urlpatterns = [
     path("vulnerabilities/", advisories.vulnerabilities_page, name="vulnerabilities"),
     path("vulnerabilities/<str:cve_id>/", advisories.vulnerability_page, name="vulnerability"),
     path("feeds/", advisories.feeds_page, name="feeds"),
+    # hosts: the fixed paths first, so that they win over a host of the same name
+    path("hosts/", inventory.hosts_page, name="hosts"),
+    path("hosts/export.csv", inventory.hosts_export, name="hosts-export"),
+    path("hosts/bulk/", inventory.hosts_bulk, name="hosts-bulk"),
+    path("hosts/enroll/", inventory.enroll_page, name="enroll"),
+    path("hosts/enroll/<str:secret_id>/revoke/", inventory.enroll_revoke, name="enroll-revoke"),
+    path("hosts/groups/", inventory.groups_page, name="groups"),
+    path("hosts/groups/new/", inventory.group_create, name="group-create"),
+    path("hosts/groups/<str:name>/delete/", inventory.group_delete, name="group-delete"),
+    path("hosts/<str:name>/", inventory.host_page, name="host"),
+    path("hosts/<str:name>/edit/", inventory.host_edit, name="host-edit"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
+    path("agent/patchday-agent.pyz", downloads.agent_download, name="agent-download"),
+    path("agent/install.sh", downloads.install_sh, name="agent-install-script"),
     path("api/v1/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", api_not_found, name="api-not-found"),
 ]
