@@ -173,9 +173,10 @@ def _source(kind: str, upstream: str, version: str, epoch: str) -> tuple[str, st
     return name, source_version or version
 
 
-def read_purl(text: str, *, version: str = "", os_hint: Distro | None = None) -> PurlPackage:
+def read_purl(text: str, *, version: str = "", os_hint: Distro | None = None, versioned: bool = True) -> PurlPackage:
     """The package a purl names. `version` stands in when the purl has none; `os_hint` is the SBOM's
     operating system, used for distribution packages whose purl has no `distro` qualifier.
+    With `versioned=False` a purl without a version names every version (a VEX product): `version` is "".
 
     Raises UnusablePurl naming the reason (malformed, an unknown type, no name or version).
     """
@@ -188,7 +189,7 @@ def read_purl(text: str, *, version: str = "", os_hint: Distro | None = None) ->
     namespace = purl.namespace or ""
     name = purl.name
     raw_version = purl.version or version
-    if not raw_version:
+    if not raw_version and versioned:
         raise UnusablePurl("the purl has no version and the SBOM gives none")
     epoch = qualifiers.get("epoch", "")
     arch = qualifiers.get("arch", "")
@@ -199,7 +200,7 @@ def read_purl(text: str, *, version: str = "", os_hint: Distro | None = None) ->
             own = Distro(distro_id(namespace)) if namespace else None
             distro = os_hint if os_hint is not None and (own is None or own.id == os_hint.id) else own
         ecosystem = distro.ecosystem if distro is not None else ""
-        full_version = _with_epoch(raw_version, epoch)
+        full_version = _with_epoch(raw_version, epoch) if raw_version else ""
         source_name, source_version = _source(kind, qualifiers.get("upstream", ""), full_version, epoch)
     elif kind in LANGUAGE_ECOSYSTEMS:
         ecosystem = LANGUAGE_ECOSYSTEMS[kind]
@@ -224,3 +225,84 @@ def read_purl(text: str, *, version: str = "", os_hint: Distro | None = None) ->
         source_name=_text(source_name, "the source package name"),
         source_version=_text(source_version, "the source version"),
     )
+
+
+# -- the reverse: (ecosystem, name, version) -> purl ---------------------------------------------------
+
+_TYPE_OF_ECOSYSTEM: Final[Mapping[str, str]] = {ecosystem: kind for kind, ecosystem in LANGUAGE_ECOSYSTEMS.items()}
+# OSV ecosystem family -> (purl type, namespace); each namespace reads back as the same family (distro_id).
+_DISTRIBUTION_OF_FAMILY: Final[Mapping[str, tuple[str, str]]] = {
+    "Debian": ("deb", "debian"),
+    "Ubuntu": ("deb", "ubuntu"),
+    "Alpine": ("apk", "alpine"),
+    "Red Hat": ("rpm", "redhat"),
+    "Rocky Linux": ("rpm", "rocky"),
+    "AlmaLinux": ("rpm", "almalinux"),
+    "Fedora": ("rpm", "fedora"),
+    "openSUSE": ("rpm", "opensuse"),
+    "SUSE": ("rpm", "suse"),
+    "openEuler": ("rpm", "openeuler"),
+    "Mageia": ("rpm", "mageia"),
+    "Azure Linux": ("rpm", "azurelinux"),
+}
+# Ecosystems with a release that read_purl produces, as the `distro` qualifier that reads back as them.
+_RELEASE: Final = re.compile(
+    r"^(?:(?P<debian>Debian):(?P<debian_release>\d+)"
+    r"|(?P<ubuntu>Ubuntu):(?:Pro:)?(?P<ubuntu_release>\d+\.\d+)(?::LTS)?"
+    r"|(?P<alpine>Alpine):v(?P<alpine_release>\d+\.\d+)"
+    r"|(?P<rocky>Rocky Linux):(?P<rocky_release>\d+)"
+    r"|(?P<alma>AlmaLinux):(?P<alma_release>\d+))$"
+)
+_DISTRO_OF_GROUP: Final[Mapping[str, str]] = {
+    "debian": "debian",
+    "ubuntu": "ubuntu",
+    "alpine": "alpine",
+    "rocky": "rocky",
+    "alma": "almalinux",
+}
+
+
+def _release_qualifier(ecosystem: str) -> tuple[str, str]:
+    """(family, `distro` qualifier) of an ecosystem: ("Debian", "debian-12") for "Debian:12", (family, "")
+    for a family alone; UnusablePurl for a release read_purl never produces (it would read back wider)."""
+    if ":" not in ecosystem:
+        return ecosystem, ""
+    found = _RELEASE.match(ecosystem)
+    if found is None:
+        raise UnusablePurl(f"ecosystem {ecosystem!r} has no purl patchday can write")
+    group = next(key for key in _DISTRO_OF_GROUP if found[key])
+    return found[group], f"{_DISTRO_OF_GROUP[group]}-{found[f'{group}_release']}"
+
+
+def purl_for(ecosystem: str, name: str, version: str | None) -> str:
+    """The purl that read_purl reads back as (ecosystem, name, version); no version for None (all versions).
+
+    "Debian:12", "openssl", "3.0.11-1~deb12u2" -> "pkg:deb/debian/openssl@3.0.11-1~deb12u2?distro=debian-12".
+    Ubuntu Pro ecosystems get the plain release's purl (purls cannot say Pro). Raises UnusablePurl for an
+    ecosystem without a purl type ("", "Debian:12:extra", an unknown family).
+    """
+    qualifiers: dict[str, str] = {}
+    namespace: str | None = None
+    written = version or None
+    family, distro = _release_qualifier(ecosystem)
+    if family in _DISTRIBUTION_OF_FAMILY:
+        kind, namespace = _DISTRIBUTION_OF_FAMILY[family]
+        if distro:
+            qualifiers["distro"] = distro
+        if kind == "rpm" and written and ":" in written:  # purl-spec: rpm epochs go in `epoch=`
+            epoch, _, written = written.partition(":")
+            qualifiers["epoch"] = epoch
+    elif ecosystem in _TYPE_OF_ECOSYSTEM:
+        kind = _TYPE_OF_ECOSYSTEM[ecosystem]
+        if kind == "maven":
+            namespace, _, name = name.rpartition(":")
+        else:  # npm scopes, Go module paths, composer vendors, swift hosts
+            namespace, _, name = name.rpartition("/")
+        if kind == "golang" and written and written[0].isdigit():
+            written = f"v{written}"  # Go module versions; read_purl strips the `v` again
+    else:
+        raise UnusablePurl(f"ecosystem {ecosystem!r} has no purl type")
+    if not name:
+        raise UnusablePurl("the package name is empty")
+    purl = PackageURL(type=kind, namespace=namespace or None, name=name, version=written, qualifiers=qualifiers)
+    return str(purl.to_string())
