@@ -127,7 +127,7 @@ def test_an_unknown_operating_system_is_listed_once_not_a_crash(status_file: Pat
     [
         (b"{not json", "is not valid JSON"),
         (b'[{"id": "X-1", "affected": [{"package": {"name": "x"}}]}]', "needs ecosystem and name"),
-        (b'["just a string"]', "entry 0 is not an OSV record"),
+        (b'["just a string"]', "is not an OSV record"),
     ],
 )
 def test_a_corrupt_osv_file_names_the_file_and_exits_2(

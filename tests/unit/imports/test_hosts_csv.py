@@ -41,10 +41,13 @@ def test_absent_columns_leave_attributes_alone() -> None:
 
 
 def test_bom_crlf_and_quoted_cells() -> None:
-    data = '\ufeffName , Tags\r\n"web1","a;b"\r\n\r\n"db, the first",c\r\n'.encode()
+    data = '\ufeffName , Tags, Owner\r\n"web1","a;b",x\r\n\r\n"db1",c,"Ops, the first"\r\n'.encode()
     parsed = parse_hosts_csv(data)
     assert parsed.is_valid
-    assert [(r.line, r.name, r.tags) for r in parsed.rows] == [(2, "web1", ("a", "b")), (4, "db, the first", ("c",))]
+    assert [(r.line, r.name, r.tags, r.owner) for r in parsed.rows] == [
+        (2, "web1", ("a", "b"), "x"),
+        (4, "db1", ("c",), "Ops, the first"),
+    ]
 
 
 def test_every_problem_is_named_by_line_and_column_and_nothing_is_half_valid() -> None:
@@ -94,9 +97,15 @@ def test_spreadsheet_safe_neutralises_formulas_on_export() -> None:
 
 
 def test_hostile_text_that_is_not_a_formula_is_kept_as_data() -> None:
-    parsed = parse_hosts_csv(b'name,owner\n"<script>alert(1)</script>","$(rm -rf /); ../../etc"\n')
+    parsed = parse_hosts_csv(b'name,owner\nweb1,"<script>alert(1)</script> $(rm -rf /); ../../etc"\n')
     assert parsed.is_valid
-    assert (parsed.rows[0].name, parsed.rows[0].owner) == ("<script>alert(1)</script>", "$(rm -rf /); ../../etc")
+    assert (parsed.rows[0].name, parsed.rows[0].owner) == ("web1", "<script>alert(1)</script> $(rm -rf /); ../../etc")
+
+
+@pytest.mark.parametrize("name", ["<script>alert(1)</script>", "db, the first", "../../etc", "a/b", "-oProxyCommand=x"])
+def test_a_name_that_is_not_a_host_name_is_refused(name: str) -> None:
+    parsed = parse_hosts_csv(f'name\n"{name}"\n'.encode())
+    assert [(p.line, p.column) for p in parsed.problems] == [(2, "name")]
 
 
 def test_control_characters_and_long_fields_are_refused() -> None:
