@@ -632,7 +632,7 @@ def test_hosts_come_first_after_the_overview_and_the_home_page_counts_the_fleet(
     html = viewer.get("/").content.decode()
 
     labels = [item["label"] for item in viewer.get("/").context["nav_items"]]
-    assert labels[:3] == ["Overview", "Hosts", "Vulnerabilities"]
+    assert labels[:5] == ["Overview", "Hosts", "Findings", "Exceptions", "Vulnerabilities"]
     assert '<h2 class="card-title">Hosts</h2>\n    <p class="metric">4</p>' in html
     assert 'href="/hosts/?freshness=stale" class="status-warn">1 stale</a>' in html
     assert 'href="/hosts/?freshness=lost" class="status-bad">1 lost</a>' in html

@@ -28,6 +28,7 @@ from patchday.accounts.models import User
 from patchday.advisories.models import EpssScore
 from patchday.api.main import api
 from patchday.core.roles import Permission, Role, is_allowed
+from patchday.findings.models import Finding
 from patchday.inventory import agents
 from patchday.inventory import services as inventory_services
 from patchday.inventory.api import HostGuard
@@ -209,6 +210,11 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
     host = Host.objects.create(name="matrix-host", created_at=timezone.now())
     inventory_services.create_group(SYSTEM_ACTOR, host.name)
     secret = agents.create_secret(SYSTEM_ACTOR, "matrix")
+    now = timezone.now()
+    finding = Finding.objects.create(
+        host=host, vulnerability="CVE-2024-3094", ecosystem="Debian:12", package="xz-utils",
+        installed_version="5.4.1-0.2", first_detected_at=now, last_detected_at=now, status_changed_at=now,
+    )  # fmt: skip
     return Fleet(
         users,
         tokens,
@@ -219,6 +225,9 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
             "cve_id": "CVE-2024-3094",
             "name": host.name,  # a host and a group share the name, so both kinds of route find theirs
             "secret_id": secret.record.prefix,
+            "finding_id": str(finding.pk),
+            "exception_id": "999999",  # none: the guard answers before the lookup
+            "record_id": "999999",
         },
     )
 

@@ -25,6 +25,7 @@ from patchday.core.vulnerability import CveRecord, best_cvss
 from patchday.core.vulnerability import EpssScore as EpssValue
 from patchday.core.vulnerability import KevEntry as KevValue
 from patchday.feeds.files import MalformedRecords
+from patchday.server.bulk import insert_rows
 
 BATCH = 2000
 
@@ -127,6 +128,7 @@ def store_kev(entries: Iterable[KevValue]) -> Counts:
     existing = {row.cve_id: row for row in KevEntry.objects.all()}
     added = updated = unchanged = 0
     creates: list[KevEntry] = []
+    updated_ids: set[str] = set()
     for cve_id, entry in wanted.items():
         fields = _kev_fields(entry)
         row = existing.get(cve_id)
@@ -138,13 +140,27 @@ def store_kev(entries: Iterable[KevValue]) -> Counts:
                 setattr(row, k, v)
             row.save()
             updated += 1
+            updated_ids.add(cve_id)
         else:
             unchanged += 1
     KevEntry.objects.bulk_create(creates, batch_size=BATCH)
     gone = set(existing) - set(wanted)
     KevEntry.objects.filter(cve_id__in=gone).delete()
+    changed = {c.cve_id for c in creates} | gone | updated_ids
+    _reprioritize(changed)
     newest = max((e.date_added for e in wanted.values()), default=None)
     return Counts(added, updated, unchanged, len(gone), newest)
+
+
+def _reprioritize(cve_ids: set[str] | None) -> None:
+    """Findings of these CVEs (None: every finding) take the new KEV/EPSS/CVE data into their priority."""
+    from patchday.findings import priority
+    from patchday.findings.models import Finding
+
+    if cve_ids is None:
+        priority.reprioritize(Finding.objects.filter(status__in=priority.PRIORITIZED).values_list("pk", flat=True))
+    elif cve_ids:
+        priority.reprioritize_vulnerabilities(cve_ids)
 
 
 # -- EPSS -------------------------------------------------------------------------------------------------
@@ -160,21 +176,13 @@ def store_epss(score_date: date, batches: Iterable[Iterable[EpssValue]]) -> Coun
         rows = [(s.cve_id, s.score_date, s.probability, s.percentile) for s in batch]
         _insert_epss(rows)
         added += len(rows)
+    _reprioritize(None)  # a new day of EPSS moves every score a little
     return Counts(added=added, data_date=score_date)
 
 
-_EPSS_COLUMNS = "advisories_epssscore (cve_id, score_date, probability, percentile)"
-
-
 def _insert_epss(rows: list[tuple[str, date, float, float]]) -> None:
-    """Bulk insert without the ORM: a day is 360,000 rows (COPY on PostgreSQL, executemany on SQLite)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {_EPSS_COLUMNS} FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cursor.executemany(f"INSERT INTO {_EPSS_COLUMNS} VALUES (%s, %s, %s, %s)", rows)  # noqa: S608 (constant)
+    """Bulk insert without the ORM: a day is 360,000 rows."""
+    insert_rows("advisories_epssscore", ("cve_id", "score_date", "probability", "percentile"), rows)
 
 
 # -- CVE records (NVD, CVE JSON 5) ------------------------------------------------------------------------
@@ -219,6 +227,43 @@ def _cve_fields(record: CveRecord) -> dict[str, object]:
     }
 
 
+_VULNERABILITY_COLUMNS = (
+    "cve_id", "source", "description", "published", "modified", "status", "cvss", "cvss_version", "cvss_vector",
+    "cvss_score", "cvss_source", "cwes", "references", "ssvc", "kev_date_added", "imported_at",
+)  # fmt: skip
+_JSON_COLUMNS = frozenset({"cvss", "cwes", "references", "ssvc"})
+
+
+def _insert_vulnerabilities(rows: list[Vulnerability]) -> None:
+    """New CVE rows without the ORM (COPY on PostgreSQL): building 100,000 model inserts cost more than the writes."""
+    ops = connection.ops
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        def json_value(value: object) -> object:
+            return None if value is None else Jsonb(value)
+    else:
+
+        def json_value(value: object) -> object:
+            return None if value is None else json.dumps(value)
+
+    def cell(row: Vulnerability, column: str) -> object:
+        value = getattr(row, column)
+        if column in _JSON_COLUMNS:
+            return json_value(value)
+        if column in ("published", "modified", "imported_at"):
+            return ops.adapt_datetimefield_value(value)
+        if column == "kev_date_added":
+            return ops.adapt_datefield_value(value)
+        return value
+
+    insert_rows(
+        "advisories_vulnerability",
+        [connection.ops.quote_name(c) for c in _VULNERABILITY_COLUMNS],
+        [[cell(row, c) for c in _VULNERABILITY_COLUMNS] for row in rows],
+    )
+
+
 def _batches(items: Iterable[CveRecord], size: int) -> Iterator[list[CveRecord]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
@@ -228,6 +273,7 @@ def _batches(items: Iterable[CveRecord], size: int) -> Iterator[list[CveRecord]]
 def store_cve_records(records: Iterable[CveRecord]) -> Counts:
     """Upsert CVE records in batches; a record whose `modified` time is unchanged is skipped."""
     added = updated = unchanged = 0
+    touched: set[str] = set()
     now = timezone.now()
     newest: date | None = None
     for batch in _batches(records, BATCH):
@@ -252,9 +298,12 @@ def store_cve_records(records: Iterable[CveRecord]) -> Counts:
                 row.imported_at = now
                 changes.append(row)
                 updated += 1
-        Vulnerability.objects.bulk_create(creates, batch_size=BATCH)
+        _insert_vulnerabilities(creates)
+        touched.update(r.cve_id for r in creates)
+        touched.update(r.cve_id for r in changes)
         if changes:
             Vulnerability.objects.bulk_update(changes, [*_cve_fields(batch[0]), "imported_at"], batch_size=500)
+    _reprioritize(touched)
     return Counts(added, updated, unchanged, 0, newest)
 
 
@@ -262,11 +311,17 @@ def store_cve_records(records: Iterable[CveRecord]) -> Counts:
 
 
 def store_advisories(actor: Actor, records: list[osv.Advisory], source: str) -> Counts:
-    """Store advisories (see services.import_advisories) and rematch the packages they touch."""
+    """Store advisories (see services.import_advisories), rematch the packages they touch and update the
+    findings of the hosts that have them."""
+    from patchday.findings import ledger
     from patchday.findings import services as matcher
 
     report = services.import_advisories(actor, records, source)
     matcher.rematch_packages(report.touched)
+    if report.touched:
+        ledger.reconcile_hosts(
+            ledger.hosts_with_packages(report.touched), verified=False, reason=f"{source} advisories"
+        )
     newest = max((r.modified.date() for r in records if r.modified), default=None)
     return Counts(report.added, report.updated, report.unchanged, 0, newest)
 

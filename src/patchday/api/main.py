@@ -14,6 +14,7 @@ from patchday.accounts.api import router as accounts_router
 from patchday.advisories.api import router as advisories_router
 from patchday.api import errors
 from patchday.audit.api import router as audit_router
+from patchday.findings.api import router as findings_router
 from patchday.inventory.api import agent_router
 from patchday.inventory.api import router as hosts_router
 from patchday.worker.api import router as worker_router
@@ -61,4 +62,5 @@ api.add_router("/", audit_router)
 api.add_router("/", advisories_router)
 api.add_router("/", worker_router)
 api.add_router("/", hosts_router)
+api.add_router("/", findings_router)
 api.add_router("/", agent_router)

@@ -13,6 +13,7 @@ from rich.table import Table
 from patchday.cli.agent import agent_app
 from patchday.cli.bootstrap import cli_actor, start_django
 from patchday.cli.feeds import feeds_app
+from patchday.cli.findings import findings_app, vex_app
 from patchday.cli.hosts import enrollment_app, hosts_app
 from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
@@ -29,6 +30,8 @@ app.add_typer(feeds_app, name="feeds")
 app.add_typer(agent_app, name="agent")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(enrollment_app, name="enrollment")
+app.add_typer(findings_app, name="findings")
+app.add_typer(vex_app, name="vex")
 
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
 err = Console(stderr=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from patchday.core.roles import Permission
@@ -12,11 +13,31 @@ class NavItem:
     label: str
     url_name: str
     permission: Permission
+    section: str = ""  # a path prefix whose pages also mark this item current ("" = the item's URL)
+    # How many things wait here for the user (one cheap query), shown as a badge; None = no badge.
+    count: Callable[[], int] | None = None
+    count_permission: Permission | None = None  # who sees the count (None: whoever sees the item)
+    count_label: str = ""  # what the number means, for screen readers and the tooltip
+
+
+def exceptions_awaiting_decision() -> int:
+    from patchday.findings.models import ExceptionState, RiskException
+
+    return RiskException.objects.filter(state=ExceptionState.REQUESTED).count()
 
 
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Overview", "home", Permission.VIEW),
     NavItem("Hosts", "hosts", Permission.VIEW),
+    NavItem("Findings", "patch-queue", Permission.VIEW, section="/findings/"),
+    NavItem(
+        "Exceptions",
+        "exceptions",
+        Permission.VIEW,
+        count=exceptions_awaiting_decision,
+        count_permission=Permission.APPROVE,
+        count_label="awaiting a decision",
+    ),
     NavItem("Vulnerabilities", "vulnerabilities", Permission.VIEW),
     NavItem("Feeds", "feeds", Permission.VIEW),
     NavItem("Audit trail", "audit-log", Permission.READ_AUDIT),

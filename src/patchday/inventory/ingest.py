@@ -165,6 +165,7 @@ def store_document(
     updates that host whatever it says its name is. `components` are packages of other ecosystems
     (an application's npm, Go, Maven... components from its SBOM), stored and matched alongside.
     """
+    from patchday.findings import ledger
     from patchday.findings import services as matcher
 
     if mode not in ManagementMode.values:
@@ -231,4 +232,5 @@ def store_document(
         )
     if change.new_versions:
         matcher.rematch_versions(change.new_versions)
+    ledger.reconcile_hosts([host.pk], verified=True, reason=f"{mode} inventory")
     return StoredInventory(host, collection, created, added, removed, changed, len(change.new_versions))

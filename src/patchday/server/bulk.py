@@ -15,6 +15,19 @@ def db_datetime(value: datetime) -> object:
     return connection.ops.adapt_datetimefield_value(value)
 
 
+def json_value(value: object) -> object:
+    """A JSON column's value for a raw statement: Jsonb on PostgreSQL, text on SQLite."""
+    if value is None:
+        return None
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value)
+    import json
+
+    return json.dumps(value)
+
+
 def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """INSERT `rows` into `table`; `table` and `columns` are constants of the caller, never data."""
     if not rows:
@@ -28,3 +41,13 @@ def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         else:
             marks = ", ".join(["%s"] * len(columns))
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608 (constants)
+
+
+def update_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """UPDATE `table` SET columns... WHERE id = the last value of each row (Django's bulk_update builds one
+    CASE per column and row, which cost more than the writes). `table` and `columns` are the caller's constants."""
+    if not rows:
+        return
+    assignments = ", ".join(f"{connection.ops.quote_name(c)} = %s" for c in columns)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", rows)  # noqa: S608 (constants)

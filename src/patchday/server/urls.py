@@ -9,6 +9,7 @@ from patchday.api.errors import error_response
 from patchday.api.main import api
 from patchday.audit import views as audit
 from patchday.dashboard import views as dashboard
+from patchday.findings import views as findings
 from patchday.inventory import downloads
 from patchday.inventory import views as inventory
 
@@ -45,6 +46,14 @@ urlpatterns = [
     path("hosts/groups/<str:name>/delete/", inventory.group_delete, name="group-delete"),
     path("hosts/<str:name>/", inventory.host_page, name="host"),
     path("hosts/<str:name>/edit/", inventory.host_edit, name="host-edit"),
+    path("findings/", findings.findings_page, name="findings"),
+    path("findings/queue/", findings.patch_queue_page, name="patch-queue"),
+    path("findings/export.csv", findings.findings_export, name="findings-export"),
+    path("findings/<int:finding_id>/", findings.finding_page, name="finding"),
+    path("findings/<int:finding_id>/exception/", findings.finding_exception, name="finding-exception"),
+    path("exceptions/", findings.exceptions_page, name="exceptions"),
+    path("exceptions/<int:exception_id>/decide/", findings.exception_decide, name="exception-decide"),
+    path("exceptions/<int:exception_id>/revoke/", findings.exception_revoke, name="exception-revoke"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
     path("agent/patchday-agent.pyz", downloads.agent_download, name="agent-download"),
