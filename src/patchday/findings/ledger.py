@@ -10,38 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from patchday.advisories.models import Advisory, AdvisoryCve, AffectedRange
 from patchday.core.errors import InvalidVersion
 from patchday.core.osv import scheme_for
-from patchday.findings.models import Confidence, Finding, FindingEvent, FindingStatus
-from patchday.inventory.models import Host, PendingUpdate
+from patchday.findings.models import Confidence, Finding, FindingEvent, FindingStatus, Match
+from patchday.inventory.models import Host, HostPackage, PackageVersion, PendingUpdate
 from patchday.server.bulk import json_value, update_rows
 
 CHUNK = 500
 Key = tuple[str, str, str]  # vulnerability, ecosystem, package
 ACTIVE = (FindingStatus.OPEN, FindingStatus.ACCEPTED, FindingStatus.NOT_AFFECTED)
-
-_EXPOSURES = """
-SELECT DISTINCT hp.host_id, pv.ecosystem, pv.match_name, pv.match_version, a.advisory_id, a.published,
-       r.fixed, c.cve_id
-FROM inventory_hostpackage hp
-JOIN inventory_packageversion pv ON pv.id = hp.package_version_id
-JOIN findings_match m ON m.package_version_id = pv.id
-JOIN advisories_affectedrange r ON r.id = m.affected_range_id
-JOIN advisories_advisory a ON a.id = m.advisory_id
-LEFT JOIN advisories_advisorycve c ON c.advisory_id = a.id
-WHERE hp.host_id IN ({marks})
-"""
-
-
-_HOSTS_WITH = """
-SELECT DISTINCT hp.host_id FROM inventory_hostpackage hp
-JOIN inventory_packageversion pv ON pv.id = hp.package_version_id WHERE {condition}
-"""  # constant SQL: the condition is placeholders only
 
 
 @dataclass(slots=True)
@@ -72,29 +55,62 @@ class LedgerChange:
         )
 
 
-def _aware(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _in_chunks(values: Iterable[int], size: int = 1000) -> Iterable[list[int]]:
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def _advisory_exposures(host_ids: Sequence[int]) -> dict[int, dict[Key, Exposure]]:
+    """Each host's exposures from its inventory and the Match table.
+
+    Simple indexed lookups assembled here rather than one six-way join: a join's plan depends on the
+    planner's statistics, and with stale ones (tables filled since the last ANALYZE) PostgreSQL chose
+    nested loops that took minutes; each lookup below is linear whatever the statistics say.
+    """
     found: dict[int, dict[Key, Exposure]] = {h: {} for h in host_ids}
-    with connection.cursor() as cursor:
-        cursor.execute(_EXPOSURES.format(marks=", ".join(["%s"] * len(host_ids))), list(host_ids))
-        rows = cursor.fetchall()
-    for host_id, ecosystem, package, version, advisory_id, published, fixed, cve in rows:
-        key = (cve or advisory_id, ecosystem, package)
-        exposure = found[host_id].setdefault(key, Exposure(version))
-        exposure.advisory_ids.add(advisory_id)
-        if fixed:
-            exposure.fixed_versions.add(fixed)
-            published_at = _aware(published)
-            if published_at and (exposure.fix_since is None or published_at < exposure.fix_since):
-                exposure.fix_since = published_at
-        else:
-            exposure.unfixed = True
+    installed = list(HostPackage.objects.filter(host_id__in=host_ids).values_list("host_id", "package_version_id"))
+    matches: dict[int, list[tuple[int, int]]] = {}
+    for chunk in _in_chunks(pv for _, pv in installed):
+        for pv, range_id, advisory in Match.objects.filter(package_version_id__in=chunk).values_list(
+            "package_version_id", "affected_range_id", "advisory_id"
+        ):
+            matches.setdefault(pv, []).append((range_id, advisory))
+    if not matches:
+        return found
+    versions: dict[int, tuple[str, str, str]] = {}
+    for chunk in _in_chunks(matches):
+        for pk, *rest in PackageVersion.objects.filter(pk__in=chunk).values_list(
+            "pk", "ecosystem", "match_name", "match_version"
+        ):
+            versions[pk] = (rest[0], rest[1], rest[2])
+    fixes: dict[int, str] = {}
+    for chunk in _in_chunks(r for pairs in matches.values() for r, _ in pairs):
+        fixes.update(AffectedRange.objects.filter(pk__in=chunk).values_list("pk", "fixed"))
+    advisories: dict[int, tuple[str, datetime | None]] = {}
+    cves: dict[int, list[str]] = {}
+    for chunk in _in_chunks(a for pairs in matches.values() for _, a in pairs):
+        for pk, advisory_id, published in Advisory.objects.filter(pk__in=chunk).values_list(
+            "pk", "advisory_id", "published"
+        ):
+            advisories[pk] = (advisory_id, published)
+        for advisory, cve in AdvisoryCve.objects.filter(advisory_id__in=chunk).values_list("advisory_id", "cve_id"):
+            cves.setdefault(advisory, []).append(cve)
+    for host_id, pv in installed:
+        for range_id, advisory in matches.get(pv, ()):
+            ecosystem, package, version = versions[pv]
+            advisory_id, published = advisories[advisory]
+            fixed = fixes.get(range_id, "")
+            for vulnerability in cves.get(advisory) or [advisory_id]:
+                key = (vulnerability, ecosystem, package)
+                exposure = found[host_id].setdefault(key, Exposure(version))
+                exposure.advisory_ids.add(advisory_id)
+                if fixed:
+                    exposure.fixed_versions.add(fixed)
+                    if published and (exposure.fix_since is None or published < exposure.fix_since):
+                        exposure.fix_since = published
+                else:
+                    exposure.unfixed = True
     return found
 
 
@@ -291,16 +307,22 @@ def _save(findings: list[Finding]) -> None:
 
 
 def hosts_with_packages(packages: Iterable[tuple[str, str]]) -> list[int]:
-    """Hosts that have any version of these (ecosystem, advisory package name) pairs."""
-    pairs = sorted(set(packages))
+    """Hosts that have any version of these (ecosystem, advisory package name) pairs (two indexed lookups)."""
+    by_ecosystem: dict[str, set[str]] = {}
+    for ecosystem, name in packages:
+        by_ecosystem.setdefault(ecosystem, set()).add(name)
+    version_ids: set[int] = set()
+    for ecosystem, names in by_ecosystem.items():
+        ordered = sorted(names)
+        for start in range(0, len(ordered), CHUNK):
+            version_ids.update(
+                PackageVersion.objects.filter(
+                    ecosystem=ecosystem, match_name__in=ordered[start : start + CHUNK]
+                ).values_list("pk", flat=True)
+            )
     found: set[int] = set()
-    for start in range(0, len(pairs), CHUNK):
-        chunk = pairs[start : start + CHUNK]
-        condition = " OR ".join(["(pv.ecosystem = %s AND pv.match_name = %s)"] * len(chunk))
-        sql = _HOSTS_WITH.format(condition=condition)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [value for pair in chunk for value in pair])
-            found.update(row[0] for row in cursor.fetchall())
+    for chunk in _in_chunks(version_ids):
+        found.update(HostPackage.objects.filter(package_version_id__in=chunk).values_list("host_id", flat=True))
     return sorted(found)
 
 

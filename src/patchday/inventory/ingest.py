@@ -23,7 +23,7 @@ from patchday.core.matching import InstalledPackage
 from patchday.core.osv import ecosystems_of_os
 from patchday.inventory import services
 from patchday.inventory.document import InventoryDocument, parse_document
-from patchday.inventory.models import AssetKind, Collection, Host, ManagementMode, PendingUpdate
+from patchday.inventory.models import AssetKind, Collection, Host, ManagementMode, PackageVersion, PendingUpdate
 from patchday.server.bulk import db_datetime, insert_rows
 
 PYPI = "PyPI"
@@ -98,11 +98,19 @@ def _host_for(doc: InventoryDocument, now: datetime) -> tuple[Host, bool]:
 
 
 def _package_state(host: Host) -> dict[StateKey, set[str]]:
+    """(ecosystem, name, arch) -> versions installed: two indexed lookups, not a join whose plan would
+    depend on fresh planner statistics."""
+    installed = list(host.packages.values_list("package_version_id", "arch"))
+    ids = sorted({pv for pv, _ in installed})
+    versions: dict[int, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), 1000):
+        for pk, ecosystem, name, version in PackageVersion.objects.filter(pk__in=ids[start : start + 1000]).values_list(
+            "pk", "ecosystem", "name", "version"
+        ):
+            versions[pk] = (ecosystem, name, version)
     state: dict[StateKey, set[str]] = {}
-    rows = host.packages.values_list(
-        "package_version__ecosystem", "package_version__name", "package_version__version", "arch"
-    )
-    for ecosystem, name, version, arch in rows:
+    for pv, arch in installed:
+        ecosystem, name, version = versions[pv]
         state.setdefault((ecosystem, name, arch), set()).add(version)
     return state
 
