@@ -123,5 +123,7 @@ PAGE_RULES: Final[Mapping[str, Rule]] = {
     "audit-verify": Permission.READ_AUDIT,
     "agent-download": PUBLIC,  # the agent zipapp: no secret in it
     "agent-install-script": PUBLIC,  # the enrollment secret is the admin's argument, never in the script
+    "sla-policy": Permission.VIEW,
+    "sla-policy-save": Permission.ADMINISTER,
     "api-not-found": PUBLIC,  # the catch-all under /api/: a 404 in the API's error shape
 }

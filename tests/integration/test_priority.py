@@ -98,3 +98,25 @@ def test_only_admins_change_the_policy(api_as) -> None:  # type: ignore[no-untyp
     assert api_as(Role.OPERATOR).request("PUT", "sla-policy", json={"rules": [{"days": 3}]}).status_code == 403
     assert api_as(Role.VIEWER).get("sla-policy").status_code == 200
     assert date.today()
+
+
+def test_the_sla_page_shows_the_rules_and_admins_save_a_version(fleet: None, make_user) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    admin, viewer = Client(), Client()
+    admin.force_login(make_user(Role.ADMIN))
+    viewer.force_login(make_user(Role.VIEWER))
+
+    shown = viewer.get("/findings/sla/").content.decode()
+    bad = admin.post("/findings/sla/save/", {"rules": '[{"days": -5}]', "comment": "x"})
+    saved = admin.post("/findings/sla/save/", {"rules": '[{"days": 10}]', "comment": "<b>faster</b>"})
+    after = viewer.get("/findings/sla/").content.decode()
+
+    assert "decision Act: 7 days" in shown
+    assert "Save a new version" not in shown
+    assert bad.status_code == 400
+    assert "rules[0].days" in bad.content.decode()
+    assert saved.status_code == 302
+    assert "Version 2" in after
+    assert "&lt;b&gt;faster&lt;/b&gt;" in after
+    assert viewer.post("/findings/sla/save/", {"rules": "[]"}).status_code == 403

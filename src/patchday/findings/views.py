@@ -537,3 +537,80 @@ def exception_revoke(request: HttpRequest, exception_id: int) -> HttpResponse:
             request, f"Exception {record.pk} ({exceptions.describe(record)}) is revoked: its findings are open again."
         )
     return _back_to_inbox(request)
+
+
+# -- SLA policy --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    version: int
+    rules: list[str]
+    created_by: str
+    created_at: datetime | None
+    comment: str
+
+
+def _policy_versions() -> list[PolicyVersion]:
+    from patchday.core.sla import DEFAULT_POLICY, SlaPolicy
+    from patchday.findings.models import SlaPolicy as SlaPolicyRow
+
+    rows = [
+        PolicyVersion(
+            row.version,
+            [r.describe() for r in SlaPolicy.from_data({"version": row.version, "rules": row.rules}).rules],
+            row.created_by,
+            row.created_at,
+            row.comment,
+        )
+        for row in SlaPolicyRow.objects.order_by("-version")
+    ]
+    defaults = PolicyVersion(
+        DEFAULT_POLICY.version,
+        [r.describe() for r in DEFAULT_POLICY.rules],
+        "patchday",
+        None,
+        "the documented defaults",
+    )
+    return [*rows, defaults]
+
+
+def _sla_context(request: HttpRequest, draft: str, error: str = "") -> dict[str, Any]:
+    import json
+
+    from patchday.findings.priority import current_policy
+
+    if not draft:
+        draft = json.dumps(current_policy().to_data()["rules"], indent=2)
+    return {
+        "versions": _policy_versions(),
+        "draft": draft,
+        "error": error,
+        "can_edit": _user(request).may(Permission.ADMINISTER),
+    }
+
+
+@page_guard(Permission.VIEW)
+@require_GET
+def sla_policy_page(request: HttpRequest) -> HttpResponse:
+    """The SLA policy in force (its rules in words) and every earlier version; admins save a new version."""
+    return render(request, "findings/sla.html", _sla_context(request, ""))
+
+
+@page_guard(Permission.ADMINISTER)
+@require_POST
+def sla_policy_save(request: HttpRequest) -> HttpResponse:
+    import json
+
+    from patchday.findings.priority import save_policy
+
+    draft = request.POST.get("rules", "")
+    try:
+        rules = json.loads(draft)
+        row = save_policy(actor_for(request), rules, request.POST.get("comment", ""))
+    except ValueError as exc:
+        return render(request, "findings/sla.html", _sla_context(request, draft, f"not JSON: {exc}"), status=400)
+    except PatchdayError as exc:
+        return render(request, "findings/sla.html", _sla_context(request, draft, str(exc)), status=400)
+    messages.success(request, f"SLA policy version {row.version} is in force; open findings have new due dates.")
+    return redirect("sla-policy")
