@@ -47,6 +47,15 @@ class Settings(BaseModel):
     lost_after: int = 30  # missed check-in intervals before a host is lost
     inventory_max_bytes: int = 8 * 1024 * 1024  # the largest request body (an inventory is the biggest)
     access_log: bool = True  # one line per web request on stdout
+    smtp_host: str | None = None  # unset: e-mail notifications cannot be sent (deliveries fail, and say why)
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    smtp_from: str = "patchday@localhost"
+    notify_due_soon_days: int = 7  # finding.due_soon: a due date within this many days
+    notify_expiring_days: int = 7  # exception.expiring: an approved exception ends within this many days
+    webhook_allow_private: bool = False  # webhooks to loopback/private addresses (and plain http there)
 
     @property
     def feed_cache_dir(self) -> Path:
@@ -91,6 +100,12 @@ def _parse_listen(value: str) -> tuple[str, int]:
 def _parse_positive_int(name: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigurationError(f"{name}={value!r} is not a positive whole number")
+    return int(value)
+
+
+def _parse_port(name: str, value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigurationError(f"{name}={value!r} is not a port number (1-65535)")
     return int(value)
 
 
@@ -181,6 +196,21 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         access_log=_parse_bool("PATCHDAY_ACCESS_LOG", env.get("PATCHDAY_ACCESS_LOG", "true")),
         inventory_max_bytes=_parse_positive_int(
             "PATCHDAY_INVENTORY_MAX_BYTES", env.get("PATCHDAY_INVENTORY_MAX_BYTES", str(8 * 1024 * 1024))
+        ),
+        smtp_host=env.get("PATCHDAY_SMTP_HOST") or None,
+        smtp_port=_parse_port("PATCHDAY_SMTP_PORT", env.get("PATCHDAY_SMTP_PORT", "587")),
+        smtp_user=env.get("PATCHDAY_SMTP_USER", ""),
+        smtp_password=env.get("PATCHDAY_SMTP_PASSWORD", ""),
+        smtp_starttls=_parse_bool("PATCHDAY_SMTP_STARTTLS", env.get("PATCHDAY_SMTP_STARTTLS", "true")),
+        smtp_from=env.get("PATCHDAY_SMTP_FROM") or "patchday@localhost",
+        notify_due_soon_days=_parse_positive_int(
+            "PATCHDAY_NOTIFY_DUE_SOON_DAYS", env.get("PATCHDAY_NOTIFY_DUE_SOON_DAYS", "7")
+        ),
+        notify_expiring_days=_parse_positive_int(
+            "PATCHDAY_NOTIFY_EXPIRING_DAYS", env.get("PATCHDAY_NOTIFY_EXPIRING_DAYS", "7")
+        ),
+        webhook_allow_private=_parse_bool(
+            "PATCHDAY_WEBHOOK_ALLOW_PRIVATE", env.get("PATCHDAY_WEBHOOK_ALLOW_PRIVATE", "false")
         ),
     )
 

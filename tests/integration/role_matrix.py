@@ -84,6 +84,15 @@ API_RULES: Final[Mapping[tuple[str, str], Rule]] = {
     # worker
     ("GET", "/api/v1/worker/status"): Permission.VIEW,
     ("POST", "/api/v1/worker/probes"): Permission.ADMINISTER,
+    # notifications: channels are system settings; the delivery log is evidence
+    ("GET", "/api/v1/notifications/webhooks"): Permission.ADMINISTER,
+    ("POST", "/api/v1/notifications/webhooks"): Permission.ADMINISTER,
+    ("DELETE", "/api/v1/notifications/webhooks/{webhook_id}"): Permission.ADMINISTER,
+    ("POST", "/api/v1/notifications/webhooks/{webhook_id}/test"): Permission.ADMINISTER,
+    ("GET", "/api/v1/notifications/email"): Permission.ADMINISTER,
+    ("POST", "/api/v1/notifications/email"): Permission.ADMINISTER,
+    ("DELETE", "/api/v1/notifications/email/{recipient_id}"): Permission.ADMINISTER,
+    ("GET", "/api/v1/notifications/deliveries"): Permission.READ_AUDIT,
 }
 
 # URL name of a dashboard page (or other non-API URL) -> rule.

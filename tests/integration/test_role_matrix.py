@@ -228,6 +228,8 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
             "finding_id": str(finding.pk),
             "exception_id": "999999",  # none: the guard answers before the lookup
             "record_id": "999999",
+            "webhook_id": "999999",
+            "recipient_id": "999999",
         },
     )
 

@@ -17,6 +17,7 @@ from patchday.audit.api import router as audit_router
 from patchday.findings.api import router as findings_router
 from patchday.inventory.api import agent_router
 from patchday.inventory.api import router as hosts_router
+from patchday.notifications.api import router as notifications_router
 from patchday.worker.api import router as worker_router
 
 
@@ -64,3 +65,4 @@ api.add_router("/", worker_router)
 api.add_router("/", hosts_router)
 api.add_router("/", findings_router)
 api.add_router("/", agent_router)
+api.add_router("/", notifications_router)

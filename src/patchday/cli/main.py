@@ -15,6 +15,7 @@ from patchday.cli.bootstrap import cli_actor, start_django
 from patchday.cli.feeds import feeds_app
 from patchday.cli.findings import findings_app, vex_app
 from patchday.cli.hosts import enrollment_app, hosts_app
+from patchday.cli.notify import notify_app
 from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
 
@@ -32,6 +33,7 @@ app.add_typer(hosts_app, name="hosts")
 app.add_typer(enrollment_app, name="enrollment")
 app.add_typer(findings_app, name="findings")
 app.add_typer(vex_app, name="vex")
+app.add_typer(notify_app, name="notify")
 
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
 err = Console(stderr=True)

@@ -39,6 +39,8 @@ def expire_exceptions() -> list[int]:
     ended = exceptions.expire_due(worker_actor())
     for record in ended:
         logging.getLogger(__name__).warning(
-            "exception %s (%s) expired; its findings are open again", record.pk, exceptions.describe(record)
+            "exception %s (%s) expired; its findings are open again (notifications.scan announces it)",
+            record.pk,
+            exceptions.describe(record),
         )
     return [record.pk for record in ended]

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "patchday.connectors",
     "patchday.worker",
     "patchday.dashboard",
+    "patchday.notifications",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Notifications: signed webhooks and e-mail when findings and exceptions need attention."""
