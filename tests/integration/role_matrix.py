@@ -132,6 +132,10 @@ PAGE_RULES: Final[Mapping[str, Rule]] = {
     "audit-verify": Permission.READ_AUDIT,
     "agent-download": PUBLIC,  # the agent zipapp: no secret in it
     "agent-install-script": PUBLIC,  # the enrollment secret is the admin's argument, never in the script
+    "finding-not-affected": Permission.OPERATE,
+    "vex": Permission.VIEW,
+    "vex-import": Permission.APPROVE,
+    "vex-confirm": Permission.APPROVE,
     "sla-policy": Permission.VIEW,
     "sla-policy-save": Permission.ADMINISTER,
     "api-not-found": PUBLIC,  # the catch-all under /api/: a 404 in the API's error shape

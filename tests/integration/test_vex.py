@@ -148,3 +148,31 @@ def test_the_cli_exports_what_the_cli_imported(finding: Finding, child_env: dict
     assert "1 not_affected in force" in imported.stdout
     assert exported.returncode == 0, exported.stderr
     assert json.loads(exported.stdout)["statements"][0]["vulnerability"]["name"] == finding.vulnerability
+
+
+def test_the_browser_flow_proposes_confirms_and_imports(finding: Finding, make_user) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    operator, approver, viewer = Client(), Client(), Client()
+    operator.force_login(make_user(Role.OPERATOR))
+    approver.force_login(make_user(Role.APPROVER))
+    viewer.force_login(make_user(Role.VIEWER))
+
+    proposed = operator.post(
+        f"/findings/{finding.pk}/not-affected/",
+        {"justification": "vulnerable_code_not_in_execute_path", "impact_statement": "<i>not reachable</i>"},
+    )
+    record = VexRecord.objects.get()
+    page = approver.get("/findings/vex/").content.decode()
+    confirmed = approver.post(f"/findings/vex/{record.pk}/confirm/")
+    bad = approver.post("/findings/vex/import/", {"file": SimpleUploadedFile("bad.json", b"{not json")})
+
+    assert proposed.status_code == 302
+    assert "&lt;i&gt;not reachable&lt;/i&gt;" in page
+    assert confirmed.status_code == 302
+    finding.refresh_from_db()
+    assert finding.status == FindingStatus.NOT_AFFECTED
+    assert VexRecord.objects.count() == 1  # the refused document added nothing
+    assert bad.status_code == 302
+    assert viewer.post(f"/findings/vex/{record.pk}/confirm/").status_code == 403
+    assert "Import a VEX document" not in viewer.get("/findings/vex/").content.decode()

@@ -22,10 +22,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from patchday.accounts.guards import actor_for, page_guard
 from patchday.accounts.models import User
+from patchday.connectors.imports.vex import VexJustification
 from patchday.core.errors import NotFound, PatchdayError
 from patchday.core.roles import Permission
 from patchday.core.sla import sla_state
-from patchday.findings import exceptions, queries
+from patchday.findings import exceptions, queries, vex
 from patchday.findings.models import Confidence, ExceptionState, Finding, FindingStatus, RiskException
 from patchday.inventory.views import Column, Option, csv_cell
 
@@ -409,6 +410,7 @@ def _finding_context(request: HttpRequest, finding: Finding, form: ExceptionRequ
         "is_cve": finding.vulnerability.upper().startswith("CVE-"),
         "can_operate": user.may(Permission.OPERATE),
         "form": form if user.may(Permission.OPERATE) else None,
+        "vex_justifications": [j.value for j in VexJustification],
     }
 
 
@@ -614,3 +616,76 @@ def sla_policy_save(request: HttpRequest) -> HttpResponse:
         return render(request, "findings/sla.html", _sla_context(request, draft, str(exc)), status=400)
     messages.success(request, f"SLA policy version {row.version} is in force; open findings have new due dates.")
     return redirect("sla-policy")
+
+
+# -- VEX ---------------------------------------------------------------------------------------------------
+
+
+@page_guard(Permission.OPERATE)
+@require_POST
+def finding_not_affected(request: HttpRequest, finding_id: int) -> HttpResponse:
+    """Propose that this finding does not apply; another approver confirms it on the VEX page."""
+    try:
+        record = vex.propose_not_affected(
+            actor_for(request),
+            _user(request).username,
+            finding_id,
+            request.POST.get("justification", ""),
+            request.POST.get("impact_statement", ""),
+        )
+    except PatchdayError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Analysis {record.pk} is proposed; another approver confirms it on the VEX page.")
+    return redirect("finding", finding_id=finding_id)
+
+
+@page_guard(Permission.VIEW)
+@require_GET
+def vex_page(request: HttpRequest) -> HttpResponse:
+    """Analyses awaiting confirmation, the statements in force, the import form and the export."""
+    from patchday.findings.models import VexRecord
+
+    user = _user(request)
+    pending = list(VexRecord.objects.filter(confirmed_at=None).select_related("finding", "finding__host")[:200])
+    in_force = Paginator(VexRecord.objects.exclude(confirmed_at=None), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "pending": pending,
+        "page": in_force,
+        "query": _query(request.GET, "page"),
+        "can_approve": user.may(Permission.APPROVE),
+        "username": user.username,
+    }
+    return render(request, "findings/vex.html", context)
+
+
+@page_guard(Permission.APPROVE)
+@require_POST
+def vex_import(request: HttpRequest) -> HttpResponse:
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "choose an OpenVEX or CycloneDX VEX JSON file")
+        return redirect("vex")
+    try:
+        result = vex.import_vex(actor_for(request), upload.read(), (upload.name or "upload")[:200])
+    except PatchdayError as exc:
+        messages.error(request, f"nothing was imported: {exc}")
+    else:
+        messages.success(
+            request,
+            f"{result.statements} statements: {result.recorded} not_affected in force, {result.ignored} ignored; "
+            f"{result.suppressed} findings are now not affected.",
+        )
+    return redirect("vex")
+
+
+@page_guard(Permission.APPROVE)
+@require_POST
+def vex_confirm(request: HttpRequest, record_id: int) -> HttpResponse:
+    try:
+        vex.confirm(actor_for(request), _user(request).username, record_id)
+    except PatchdayError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Analysis {record_id} is confirmed; its finding is not affected.")
+    return redirect("vex")
