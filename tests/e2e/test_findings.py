@@ -11,6 +11,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from patchday.advisories import feed_imports
 from patchday.core.roles import Role
+from patchday.findings.queries import refresh_marked
 from patchday.inventory import ingest
 from tests.conftest import SYSTEM_ACTOR
 from tests.e2e.conftest import Seeded, sign_in
@@ -25,6 +26,7 @@ OPENSSL_CVE = "CVE-2026-7383"  # DSA-6335-1: the real host's openssl is inside i
 def seed_findings() -> None:
     feed_imports.store_advisories(SYSTEM_ACTOR, list(debian_advisories()), "debian-bookworm-osv")
     ingest.store_document(SYSTEM_ACTOR, document(real_host()), mode="agent")
+    refresh_marked()  # what the every-minute findings.queue task does for the patch-first page
 
 
 def test_an_operator_requests_an_exception_and_an_approver_approves_it(
@@ -40,7 +42,7 @@ def test_an_operator_requests_an_exception_and_an_approver_approves_it(
     expect(page).to_have_url(re.compile(r"/findings/\?package=openssl"))
     page.get_by_role("link", name=re.compile(rf"^Finding \d+: {OPENSSL_CVE} on web-1$")).click()
     expect(page.get_by_role("heading", name=f"{OPENSSL_CVE} on web-1", level=1)).to_be_visible()
-    page.get_by_label("Justification").fill("the TLS endpoint sits behind a terminating proxy until Friday")
+    page.get_by_label("Justification", exact=True).fill("the TLS endpoint sits behind a terminating proxy until Friday")
     page.get_by_role("button", name="Request exception").click()
     expect(page.get_by_role("status")).to_contain_text("is requested; another approver decides it")
     expect(page.locator(".head-badges")).to_contain_text("open")

@@ -74,9 +74,9 @@ def _move(findings: Iterable[Finding], to: str, reason: str, now: datetime, refr
     Finding.objects.bulk_update(moved, ["status", "status_changed_at"], batch_size=500)
     FindingEvent.objects.bulk_create(events, batch_size=1000)
     if refresh_queue:
-        from patchday.findings.queries import refresh_actions
+        from patchday.findings.queries import mark_for_refresh
 
-        refresh_actions({f.package for f in moved})
+        mark_for_refresh({f.package for f in moved})
     return len(moved)
 
 

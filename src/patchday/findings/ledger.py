@@ -187,7 +187,7 @@ def reconcile_hosts(
     fixed and verified by re-inventory. After an advisory change they are fixed, unverified.
     """
     from patchday.findings import exceptions, priority, vex
-    from patchday.findings.queries import refresh_actions
+    from patchday.findings.queries import mark_for_refresh
 
     ids = sorted(set(host_ids))
     total = LedgerChange()
@@ -199,7 +199,7 @@ def reconcile_hosts(
         vex.apply_stored(chunk, now, refresh_queue=False)
         priority.reprioritize_hosts(chunk, refresh_queue=False)
         packages.update(Finding.objects.filter(host_id__in=chunk).values_list("package", flat=True).distinct())
-    refresh_actions(packages)
+    mark_for_refresh(packages)
     return total
 
 

@@ -194,3 +194,11 @@ class PatchAction(models.Model):
             models.Index(fields=["-top_score", "earliest_due"], name="findings_action_urgency"),
             models.Index(fields=["package"], name="findings_action_package"),
         ]
+
+
+class QueueRefresh(models.Model):
+    """A package whose "patch first" lines must be recomputed: the ledger marks it (cheap, per change),
+    the `findings.queue` task recomputes it (grouping every host's findings of a package is not per-request work)."""
+
+    package = models.CharField(max_length=255, unique=True)
+    marked_at = models.DateTimeField()

@@ -122,7 +122,7 @@ def reprioritize(finding_ids: Iterable[int], today: date | None = None, *, refre
 
     The "patch first" lines of their packages follow unless `refresh_queue` is False (the caller does it).
     """
-    from patchday.findings.queries import refresh_actions
+    from patchday.findings.queries import mark_for_refresh
 
     today = today or timezone.now().date()
     policy = current_policy()
@@ -134,7 +134,7 @@ def reprioritize(finding_ids: Iterable[int], today: date | None = None, *, refre
         done += _prioritize_chunk(findings, policy, today)
         packages.update(f.package for f in findings)
     if refresh_queue:
-        refresh_actions(packages)
+        mark_for_refresh(packages)
     return done
 
 

@@ -154,3 +154,26 @@ def open_totals(host: str = "") -> dict[str, int]:
     else:
         with_fix = PatchAction.objects.aggregate(n=Sum("findings"))["n"] or 0
     return {"with_fix": with_fix, "without_fix": open_rows.filter(fixed_version="").count()}
+
+
+def mark_for_refresh(packages: Iterable[str]) -> None:
+    """Queue these packages' "patch first" lines for the `findings.queue` task (within a minute)."""
+    from patchday.findings.models import QueueRefresh
+
+    now = timezone.now()
+    QueueRefresh.objects.bulk_create(
+        [QueueRefresh(package=p, marked_at=now) for p in sorted(set(packages))], batch_size=1000, ignore_conflicts=True
+    )
+
+
+def refresh_marked(limit: int = 5000) -> int:
+    """Recompute the lines of marked packages (the `findings.queue` task); returns how many packages."""
+    from django.db import transaction
+
+    from patchday.findings.models import QueueRefresh
+
+    with transaction.atomic():
+        marked = list(QueueRefresh.objects.order_by("marked_at").values_list("pk", "package")[:limit])
+        refresh_actions(p for _, p in marked)
+        QueueRefresh.objects.filter(pk__in=[pk for pk, _ in marked]).delete()
+    return len(marked)

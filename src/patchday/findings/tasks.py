@@ -44,3 +44,11 @@ def expire_exceptions() -> list[int]:
             exceptions.describe(record),
         )
     return [record.pk for record in ended]
+
+
+@task()
+def refresh_queue() -> int:
+    """Periodic (`findings.queue`, every minute): recompute the "patch first" lines of packages the ledger marked."""
+    from patchday.findings.queries import refresh_marked
+
+    return refresh_marked()

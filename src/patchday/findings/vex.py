@@ -61,9 +61,9 @@ def _suppress(record: VexRecord, host_ids: Iterable[int] | None, now: datetime, 
     Finding.objects.bulk_update(findings, ["status", "status_changed_at"], batch_size=500)
     FindingEvent.objects.bulk_create(events, batch_size=1000)
     if refresh_queue and findings:
-        from patchday.findings.queries import refresh_actions
+        from patchday.findings.queries import mark_for_refresh
 
-        refresh_actions({f.package for f in findings})
+        mark_for_refresh({f.package for f in findings})
     return len(findings)
 
 

@@ -19,7 +19,7 @@ from django.db.models import Q
 from patchday.audit import services as audit
 from patchday.connectors.tasks import collect_due_ssh
 from patchday.core.audit import Actor, ActorKind
-from patchday.findings.tasks import expire_exceptions
+from patchday.findings.tasks import expire_exceptions, refresh_queue
 from patchday.notifications.tasks import scan_notifications, send_deliveries
 from patchday.worker.models import Lease, PeriodicRun, WorkerHeartbeat
 from patchday.worker.tasks import prune_task_results, sync_feeds, verify_audit_chain
@@ -50,6 +50,7 @@ SCHEDULE: Sequence[Periodic] = (
     Periodic("feeds.sync", timedelta(days=1), sync_feeds),
     Periodic("ssh.collect_due", timedelta(minutes=5), collect_due_ssh),  # each target has its own interval
     Periodic("exceptions.expire", timedelta(hours=1), expire_exceptions),
+    Periodic("findings.queue", timedelta(minutes=1), refresh_queue),
     Periodic("notifications.scan", timedelta(hours=1), scan_notifications),
     Periodic("notifications.send", timedelta(minutes=1), send_deliveries),  # each delivery has its own due time
 )
