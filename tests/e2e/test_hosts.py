@@ -102,8 +102,9 @@ def test_the_filter_form_works_with_the_keyboard_alone(seeded: Seeded, page: Pag
     expect(host_rows(page)).to_have_count(1)
     expect(host_rows(page).first).to_contain_text("web-1")
 
+    page.wait_for_load_state("networkidle")  # every HTMX swap has landed: none resets the focus while tabbing
     page.keyboard.press("Shift+Tab")
     assert focused_id(page) == "filter-reboot"
-    tab_until(page, "e && e.textContent === 'web-1'")  # on past the bulk form to the host's link
+    tab_until(page, "e && e.textContent === 'web-1'", limit=120)  # on past the bulk form to the host's link
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="web-1", level=1)).to_be_visible()
