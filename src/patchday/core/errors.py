@@ -6,6 +6,7 @@ PatchdayError
  |    +-- InvalidImport       an imported file (SBOM, hosts CSV, osquery results) does not fit; names file, line, field
  +-- NotFound                the named object does not exist (API 404)
  +-- Conflict                the change contradicts the current state, e.g. a duplicate name (API 409)
+ |    +-- InvalidTransition   a plan, rollout, ring or job cannot take that event in its state
  +-- AuthenticationFailed    no valid credentials (API 401)
  +-- LoginThrottled          too many failed sign-ins; retry later (API 429)
  +-- PermissionDenied        the actor's role does not allow the action (API 403)
@@ -147,3 +148,19 @@ class FeedUnavailable(PatchdayError):
     """A feed could not be downloaded this time (unreachable, an error status, too large); retrying later is safe."""
 
     code = "feed_unavailable"
+
+
+class InvalidTransition(Conflict):
+    """A plan, rollout, ring or job cannot take this event in its current state (API 409); `kind`, `state`
+    and `event` name them ("rollout in state completed cannot take pause")."""
+
+    code = "invalid_transition"
+
+    def __init__(self, kind: str, state: str, event: str) -> None:
+        super().__init__(
+            f"{kind} in state {state} cannot take {event}",
+            details={"kind": kind, "state": str(state), "event": str(event)},
+        )
+        self.kind = kind
+        self.state = str(state)
+        self.event = str(event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.unit.test_import_boundaries import SRC, imported_modules, is_allowed
 
-ALLOWED = {"patchday.core", "patchday.connectors.imports", "packageurl"}
+ALLOWED = {"patchday.core", "patchday.connectors.imports", "packageurl", "icalendar"}
 
 
 def test_import_parsers_import_no_django() -> None:
