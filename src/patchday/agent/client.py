@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import re
 import socket
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from patchday.agent import AGENT_VERSION
+from patchday.agent import jobs as job_runner
 from patchday.agent.backoff import Backoff, clamp_interval, jittered
 from patchday.agent.config import AgentState, StateStore
 from patchday.agent.errors import AgentError, ConfigError, ServerRefused, ServerUnavailable
@@ -22,6 +25,8 @@ from patchday.collectors import inventory
 ENROLL_PATH = "/api/v1/agent/enroll"
 CHECKIN_PATH = "/api/v1/agent/checkin"
 INVENTORY_PATH = "/api/v1/agent/inventory"
+JOB_RESULT_PATH = "/api/v1/agent/jobs/{job_id}/result"
+SIMULATION_PATH = "/api/v1/agent/simulations/{plan_host}"
 INVENTORY_TIMEOUT = 120.0  # a few thousand packages over a slow link
 MAX_STALE_RETRIES = 16  # 409s answered in one cycle; each at least doubles the sequence
 MACHINE_ID_PATHS = ("etc/machine-id", "var/lib/dbus/machine-id")
@@ -139,12 +144,16 @@ class Agent:
         changelogs: bool = False,
         collect: Callable[[bool], dict[str, Any]] = collect_inventory,
         digest: Callable[[Mapping[str, Any]], str] = inventory_digest,
+        run_job: Callable[[Mapping[str, Any]], dict[str, Any]] = job_runner.run_job,
+        simulate: Callable[[Mapping[str, Any]], dict[str, Any]] = job_runner.simulate,
     ) -> None:
         self.transport = transport
         self.store = store
         self.changelogs = changelogs
         self.collect = collect
         self.digest = digest
+        self.run_job = run_job
+        self.simulate = simulate
 
     def check_in(self) -> CycleReport:
         """Collect, check in with the digest, send the inventory if the server wants it; raises AgentError."""
@@ -159,11 +168,18 @@ class Agent:
             lambda sequence: {"sequence": sequence, "digest": digest, "agent_version": AGENT_VERSION},
         )
         interval = clamp_interval(reply.get("checkin_interval"), state.checkin_interval)
+        self.send_kept_results(state)
         jobs = reply.get("jobs")
-        job_count = len(jobs) if isinstance(jobs, list) else 0
-        if job_count:
-            log.info("the server offered %d jobs; this agent does not run jobs yet", job_count)
+        leases = [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
+        job_count = self.run_jobs(state, leases)
+        simulations = reply.get("simulations")
+        if isinstance(simulations, list):
+            self.run_simulations(state, [r for r in simulations if isinstance(r, dict)])
         wanted = reply.get("inventory_wanted") is True
+        if job_count:  # the server verifies a job by the inventory taken after it: send it now
+            document = self.collect(self.changelogs)
+            digest = self.digest(document)
+            wanted = True
         stored: Mapping[str, Any] = {}
         changes: dict[str, Any] = {"checkin_interval": interval, "last_checkin_at": utc_now_text(), "last_error": ""}
         if wanted:
@@ -177,6 +193,79 @@ class Agent:
             changes.update(last_digest=digest, last_inventory_at=changes["last_checkin_at"])
         state = self.store.update(state, **changes)
         return CycleReport(state.sequence, digest, wanted, wanted, interval, job_count, stored)
+
+    def run_jobs(self, state: AgentState, leases: list[dict[str, Any]]) -> int:
+        """Run each leased job in turn and report its result; returns how many ran."""
+        ran = 0
+        for lease in leases:
+            spec = lease.get("job")
+            phase = lease.get("phase")
+            token = lease.get("lease_token")
+            if not isinstance(spec, dict) or phase not in ("deploy", "rollback") or not isinstance(token, str):
+                log.warning("ignoring a malformed job offer from the server")
+                continue
+            log.info("running %s job %s", phase, spec.get("job_id"))
+            result = self.run_job(spec)
+            ran += 1
+            log.info("job %s %s: %s", spec.get("job_id"), result.get("status"), result.get("error") or "ok")
+            report = {
+                "lease_token": token,
+                "idempotency_key": f"{spec.get('job_id')}:{phase}:{token}",
+                "phase": phase,
+                "result": result,
+            }
+            self._report(state, spec.get("job_id"), report)
+        return ran
+
+    def run_simulations(self, state: AgentState, requests: list[dict[str, Any]]) -> None:
+        """Answer plan previews' simulation requests (apt-get -s: changes nothing on this host)."""
+        for request in requests:
+            plan_host = request.get("plan_host")
+            if isinstance(plan_host, bool) or not isinstance(plan_host, int):
+                continue
+            answer = self.simulate(request)
+            try:
+                self.transport.request(
+                    "POST", SIMULATION_PATH.format(plan_host=plan_host), answer, token=state.host_token
+                )
+            except AgentError as exc:  # the server asks again at the next check-in
+                log.warning("could not send the simulation for plan entry %s: %s", plan_host, exc)
+
+    def _kept_dir(self) -> Path:
+        return self.store.path.parent / "results"
+
+    def _report(self, state: AgentState, job_id: Any, report: dict[str, Any]) -> None:
+        """Post a job result; when the server cannot take it now, keep it (0600) and send it next cycle."""
+        path = JOB_RESULT_PATH.format(job_id=int(job_id))
+        try:
+            self.transport.request("POST", path, report, token=state.host_token)
+        except ServerRefused as exc:
+            log.warning("the server refused the result of job %s: %s", job_id, exc)  # stale lease: nothing to keep
+        except AgentError as exc:
+            log.warning("could not report job %s now (%s); kept for the next check-in", job_id, exc)
+            directory = self._kept_dir()
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            target = directory / f"{int(job_id)}-{report['phase']}.json"
+            descriptor = os.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(report, handle)
+
+    def send_kept_results(self, state: AgentState) -> None:
+        """Resend results kept by an earlier cycle (the idempotency key makes a repeat harmless)."""
+        directory = self._kept_dir()
+        if not directory.is_dir():
+            return
+        for kept in sorted(directory.glob("*.json")):
+            try:
+                report = json.loads(kept.read_text(encoding="utf-8"))
+                job_id = int(kept.name.split("-", 1)[0])
+                self.transport.request("POST", JOB_RESULT_PATH.format(job_id=job_id), report, token=state.host_token)
+            except ServerRefused as exc:
+                log.warning("the server refused the kept result %s: %s", kept.name, exc)
+            except (AgentError, OSError, ValueError) as exc:
+                log.warning("kept result %s not sent yet: %s", kept.name, exc)
+                continue
+            kept.unlink(missing_ok=True)
 
     def record_failure(self, message: str) -> None:
         """Keep the last failure in the state file for `status` (best effort)."""

@@ -41,6 +41,7 @@ class StubServer:
     interval: int = 300
     jobs: list[Any] = field(default_factory=list)
     name_409_sequence: bool = True
+    results: list[tuple[str, Any]] = field(default_factory=list)
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
         self.requests.append(Recorded(method, path, headers, body))
@@ -69,6 +70,10 @@ class StubServer:
                 "removed": 0,
                 "changed": 0,
             }
+        if method == "POST" and path.startswith("/api/v1/agent/jobs/") and path.endswith("/result"):
+            self.results.append((path, body))
+            self.jobs = []  # a leased job is offered once
+            return 200, {"job_id": body["result"]["job_id"], "state": body["result"]["status"]}
         return 404, {"error": {"code": "not_found", "message": path}}
 
 

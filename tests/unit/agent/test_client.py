@@ -154,13 +154,83 @@ def test_next_sequence() -> None:
     assert next_sequence(5, {"details": {"last_sequence": 41}}) == 42
 
 
-def test_jobs_are_accepted_and_counted(
-    stub_server: StubServer, enrolled: StateStore, caplog: pytest.LogCaptureFixture
+def _lease(job_id: int) -> dict[str, Any]:
+    spec = {
+        "job_id": job_id,
+        "kind": "deploy",
+        "manager": "apt",
+        "targets": [{"name": "libexpat1", "version": "2.5.0-1+deb12u5"}],
+    }
+    return {
+        "job": spec,
+        "phase": "deploy",
+        "lease_token": f"t{job_id}",
+        "lease_expires_at": "2026-11-28T12:00:00+00:00",
+    }
+
+
+def test_leased_jobs_are_run_reported_and_followed_by_an_inventory(
+    stub_server: StubServer, enrolled: StateStore
 ) -> None:
-    stub_server.jobs = [{"id": 1}, {"id": 2}]
-    with caplog.at_level(logging.INFO, logger="patchday.agent"):
-        assert make_agent(stub_server, enrolled).check_in().jobs == 2
-    assert "offered 2 jobs" in caplog.text
+    ran: list[int] = []
+
+    def run_job(spec: Any) -> dict[str, Any]:
+        ran.append(spec["job_id"])
+        return {"job_id": spec["job_id"], "kind": "deploy", "status": "succeeded", "error": ""}
+
+    collector = FakeCollector()
+    agent = Agent(
+        Transport(stub_server.url, timeout=5),
+        enrolled,
+        collect=collector.collect,
+        digest=collector.digest,
+        run_job=run_job,
+    )
+    stub_server.last_digest = collector.digest(collector.collect(False))  # the server has this inventory already
+    stub_server.jobs = [_lease(1), _lease(2), {"nonsense": True}]
+    report = agent.check_in()
+    assert (report.jobs, ran) == (2, [1, 2])
+    assert [(path, body["idempotency_key"]) for path, body in stub_server.results] == [
+        ("/api/v1/agent/jobs/1/result", "1:deploy:t1"),
+        ("/api/v1/agent/jobs/2/result", "2:deploy:t2"),
+    ]
+    assert report.inventory_sent  # sent at once so the server can verify the jobs
+
+
+def test_a_result_the_server_cannot_take_now_is_kept_and_sent_next_cycle(
+    stub_server: StubServer, enrolled: StateStore
+) -> None:
+    def run_job(spec: Any) -> dict[str, Any]:
+        return {"job_id": spec["job_id"], "kind": "deploy", "status": "failed", "error": "step install failed"}
+
+    collector = FakeCollector()
+    agent = Agent(
+        Transport(stub_server.url, timeout=5),
+        enrolled,
+        collect=collector.collect,
+        digest=collector.digest,
+        run_job=run_job,
+    )
+    stub_server.jobs = [_lease(3)]
+    original = stub_server.answer
+
+    def unavailable_for_results(
+        method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        if path.endswith("/result"):
+            return 503, {"error": {"code": "unavailable", "message": "busy"}}
+        return original(method, path, headers, body)
+
+    stub_server.answer = unavailable_for_results  # type: ignore[method-assign]
+    agent.check_in()
+    kept = list((enrolled.path.parent / "results").glob("*.json"))
+    assert [k.name for k in kept] == ["3-deploy.json"]
+    assert oct(kept[0].stat().st_mode & 0o777) == "0o600"
+    stub_server.answer = original  # type: ignore[method-assign]
+    stub_server.jobs = []  # the server leased it once; it is not offered again
+    agent.check_in()
+    assert [body["idempotency_key"] for _, body in stub_server.results] == ["3:deploy:t3"]
+    assert not list((enrolled.path.parent / "results").glob("*.json"))
 
 
 def test_a_refused_token_is_an_error(stub_server: StubServer, store: StateStore) -> None:
