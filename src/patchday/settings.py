@@ -56,6 +56,8 @@ class Settings(BaseModel):
     notify_due_soon_days: int = 7  # finding.due_soon: a due date within this many days
     notify_expiring_days: int = 7  # exception.expiring: an approved exception ends within this many days
     webhook_allow_private: bool = False  # webhooks to loopback/private addresses (and plain http there)
+    job_lease_seconds: int = 3600  # a leased job whose executor sends no result within this is `unknown`
+    job_estimate_minutes: int = 15  # how long a host job takes before there is history to estimate from
 
     @property
     def feed_cache_dir(self) -> Path:
@@ -211,6 +213,12 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         ),
         webhook_allow_private=_parse_bool(
             "PATCHDAY_WEBHOOK_ALLOW_PRIVATE", env.get("PATCHDAY_WEBHOOK_ALLOW_PRIVATE", "false")
+        ),
+        job_lease_seconds=_parse_positive_int(
+            "PATCHDAY_JOB_LEASE_SECONDS", env.get("PATCHDAY_JOB_LEASE_SECONDS", "3600")
+        ),
+        job_estimate_minutes=_parse_positive_int(
+            "PATCHDAY_JOB_ESTIMATE_MINUTES", env.get("PATCHDAY_JOB_ESTIMATE_MINUTES", "15")
         ),
     )
 

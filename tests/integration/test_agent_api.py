@@ -50,7 +50,7 @@ def test_enroll_check_in_and_send_inventory_only_when_it_changed(secret: str) ->
     again = agent.post("agent/checkin", json={"sequence": 1, "digest": digest})
 
     assert first.status_code == 200
-    assert first.json() == {"inventory_wanted": True, "checkin_interval": 900, "jobs": []}
+    assert first.json() == {"inventory_wanted": True, "checkin_interval": 900, "jobs": [], "simulations": []}
     assert sent.status_code == 200, sent.content
     assert sent.json()["added"] == len(real_host())
     assert again.json()["inventory_wanted"] is False

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -215,6 +215,7 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
         host=host, vulnerability="CVE-2024-3094", ecosystem="Debian:12", package="xz-utils",
         installed_version="5.4.1-0.2", first_detected_at=now, last_detected_at=now, status_changed_at=now,
     )  # fmt: skip
+    deployment = _deployment(host, users)
     return Fleet(
         users,
         tokens,
@@ -230,8 +231,47 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
             "record_id": "999999",
             "webhook_id": "999999",
             "recipient_id": "999999",
+            **deployment,
         },
     )
+
+
+def _deployment(host: Host, users: Mapping[Role, User]) -> dict[str, str]:
+    """A started rollout of an approved plan on `host`, and a window, a freeze, a script and an auto-approval
+    rule: the ids the deployment routes and pages take. The window and rule are named like the host, because
+    the routes share the {name} parameter."""
+    from patchday.core.audit import Actor, ActorKind
+    from patchday.inventory.models import PendingUpdate
+    from patchday.rollouts import driver, plans, windows
+    from patchday.rollouts.models import Job, PlanHost
+
+    operator = Actor(ActorKind.USER, users[Role.OPERATOR].username)
+    PendingUpdate.objects.create(
+        host=host, manager="apt", name="xz-utils", arch="amd64", installed="5.4.1-0.2", candidate="5.4.1-1",
+        security=True, source="xz-utils", source_version="5.4.1-1",
+    )  # fmt: skip
+    plans.save_script(operator, "drain", ["/usr/local/bin/drain"])
+    plan = plans.create_plan(
+        operator, operator.name, "matrix", {"kind": "security"}, {"hosts": [host.name]},
+        {"pre_scripts": ["drain"]}, [{"name": "all"}],
+    )  # fmt: skip
+    plans.submit(operator, plan.pk)
+    plans.decide(SYSTEM_ACTOR, users[Role.APPROVER].username, plan.pk, True, "ok")
+    rollout = driver.start(operator, plan.pk)
+    job = Job.objects.get(rollout=rollout)
+    windows.create_window(operator, host.name, "FREQ=WEEKLY;BYDAY=SA", 120, "UTC", "2026-01-03T02:00")
+    now = timezone.now()
+    freeze = windows.create_freeze(operator, "matrix", now + timedelta(days=30), now + timedelta(days=31))
+    plans.save_rule(SYSTEM_ACTOR, host.name, ["security"], [])
+    return {
+        "plan_id": str(plan.pk),
+        "rollout_id": str(rollout.pk),
+        "command": "pause",
+        "host": host.name,
+        "job_id": str(job.pk),
+        "freeze_id": str(freeze.pk),
+        "plan_host_id": str(PlanHost.objects.get(plan=plan).pk),
+    }
 
 
 def _fill(template: str, values: Mapping[str, str]) -> str:

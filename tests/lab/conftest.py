@@ -17,12 +17,18 @@ when they are done, so the next test sees a fresh, unpatched host.
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
-from tests.lab.fleet import Lab, LabHost, SshTarget, namespaces_unavailable
+from tests.lab.fleet import GATEWAY, Lab, LabHost, SshTarget, namespaces_unavailable
 
 FLEET_SIZE = 3
 timings: dict[str, float] = {}  # this session's lab steps, printed in the terminal summary
@@ -69,3 +75,39 @@ def lab_ssh(lab: Lab, lab_fleet: list[LabHost]) -> list[SshTarget]:
 @pytest.fixture(scope="session")
 def lab_exec(lab: Lab, lab_fleet: list[LabHost]) -> Callable[..., CompletedProcess[str]]:
     return lab.exec
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((GATEWAY, 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def lab_server(child_env: dict[str, str], tmp_path: Path, lab_fleet: list[LabHost]) -> Iterator[str]:
+    """`patchday web` on the lab gateway, sharing this test's database: what the lab hosts talk to."""
+    port = _free_port()
+    env = {
+        **child_env,
+        "PATCHDAY_LISTEN": f"{GATEWAY}:{port}",
+        "PATCHDAY_ALLOWED_HOSTS": GATEWAY,
+        "PATCHDAY_WEB_WORKERS": "1",
+        "PATCHDAY_ACCESS_LOG": "false",
+    }
+    log = (tmp_path / "web.log").open("wb")
+    web = subprocess.Popen([sys.executable, "-m", "patchday.cli.main", "web"], env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while True:
+        assert web.poll() is None, (tmp_path / "web.log").read_text()
+        try:
+            with socket.create_connection((GATEWAY, port), timeout=1):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "web did not start"
+            time.sleep(0.3)
+    try:
+        yield f"http://{GATEWAY}:{port}"
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.wait(timeout=30)
+        log.close()

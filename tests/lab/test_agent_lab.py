@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -19,7 +14,7 @@ import pytest
 
 from patchday.agent.build import build_zipapp
 from patchday.core.audit import Actor, ActorKind
-from tests.lab.fleet import GATEWAY, Lab, LabHost
+from tests.lab.fleet import Lab, LabHost
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -27,42 +22,6 @@ Exec = Callable[..., CompletedProcess[str]]
 ACTOR = Actor(ActorKind.SYSTEM, "tests")
 PRESENT = {"installed", "half-configured", "unpacked", "half-installed", "triggers-awaited", "triggers-pending"}
 UPGRADABLE = re.compile(r"^(?P<name>[^/\s]+)/(?P<suites>\S+) (?P<candidate>\S+) (?P<arch>\S+) \[upgradable from: ")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((GATEWAY, 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def lab_server(child_env: dict[str, str], tmp_path: Path, lab_fleet: list[LabHost]) -> Iterator[str]:
-    """`patchday web` on the lab gateway, sharing this test's database: what the lab hosts talk to."""
-    port = _free_port()
-    env = {
-        **child_env,
-        "PATCHDAY_LISTEN": f"{GATEWAY}:{port}",
-        "PATCHDAY_ALLOWED_HOSTS": GATEWAY,
-        "PATCHDAY_WEB_WORKERS": "1",
-        "PATCHDAY_ACCESS_LOG": "false",
-    }
-    log = (tmp_path / "web.log").open("wb")
-    web = subprocess.Popen([sys.executable, "-m", "patchday.cli.main", "web"], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while True:
-        assert web.poll() is None, (tmp_path / "web.log").read_text()
-        try:
-            with socket.create_connection((GATEWAY, port), timeout=1):
-                break
-        except OSError:
-            assert time.monotonic() < deadline, "web did not start"
-            time.sleep(0.3)
-    try:
-        yield f"http://{GATEWAY}:{port}"
-    finally:
-        web.send_signal(signal.SIGTERM)
-        web.wait(timeout=30)
-        log.close()
 
 
 def _dpkg(lab_exec: Exec, host: LabHost) -> set[tuple[str, str, str]]:

@@ -18,6 +18,8 @@ from patchday.findings.api import router as findings_router
 from patchday.inventory.api import agent_router
 from patchday.inventory.api import router as hosts_router
 from patchday.notifications.api import router as notifications_router
+from patchday.rollouts.api import agent_jobs_router
+from patchday.rollouts.api import router as rollouts_router
 from patchday.worker.api import router as worker_router
 
 
@@ -66,3 +68,5 @@ api.add_router("/", hosts_router)
 api.add_router("/", findings_router)
 api.add_router("/", agent_router)
 api.add_router("/", notifications_router)
+api.add_router("/", rollouts_router)
+api.add_router("/", agent_jobs_router)

@@ -16,6 +16,7 @@ from patchday.cli.feeds import feeds_app
 from patchday.cli.findings import findings_app, vex_app
 from patchday.cli.hosts import enrollment_app, hosts_app
 from patchday.cli.notify import notify_app
+from patchday.cli.rollouts import plan_app, rollout_app
 from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
 
@@ -34,6 +35,8 @@ app.add_typer(enrollment_app, name="enrollment")
 app.add_typer(findings_app, name="findings")
 app.add_typer(vex_app, name="vex")
 app.add_typer(notify_app, name="notify")
+app.add_typer(plan_app, name="plan")
+app.add_typer(rollout_app, name="rollout")
 
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
 err = Console(stderr=True)

@@ -21,7 +21,16 @@ from django.utils import timezone
 
 from patchday.audit import services as audit
 from patchday.connectors.models import SshAuth, SshTarget
-from patchday.connectors.ssh import ConnectSpec, HostKey, RemoteResult, Timeouts, collect_many, parse_target
+from patchday.connectors.ssh import (
+    ConnectSpec,
+    HostKey,
+    JobRun,
+    RemoteResult,
+    Timeouts,
+    collect_many,
+    execute_job,
+    parse_target,
+)
 from patchday.core.audit import Actor
 from patchday.core.errors import Conflict, InvalidInput, NotFound, PatchdayError
 
@@ -290,3 +299,28 @@ def collect_due(actor: Actor, now: datetime | None = None, concurrency: int = 8)
 
 def list_targets() -> Sequence[SshTarget]:
     return list(SshTarget.objects.order_by("address", "port"))
+
+
+def run_jobs(
+    jobs: Sequence[tuple[Any, dict[str, Any]]], concurrency: int = 8, timeouts: Timeouts | None = None
+) -> list[JobRun]:
+    """Run deployment jobs on SSH-managed hosts: each (host, lease) pair gets its host's enabled target's
+    connection, at most `concurrency` at once. Results come back in the order of `jobs`."""
+    specs: list[ConnectSpec | None] = []
+    for host, _ in jobs:
+        target = SshTarget.objects.filter(host_id=host.pk, enabled=True).order_by("pk").first()
+        specs.append(_spec(target, False) if target is not None and not target.hostkey_mismatch else None)
+    limits = timeouts or Timeouts(total=4 * 3600.0)
+
+    async def all_jobs() -> list[JobRun]:
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(spec: ConnectSpec | None, lease: dict[str, Any]) -> JobRun:
+            if spec is None:
+                return JobRun(None, None, "no enabled SSH target with a trusted host key for this host")
+            async with gate:
+                return await execute_job(spec, lease["job"], limits)
+
+        return list(await asyncio.gather(*(one(spec, lease) for spec, (_, lease) in zip(specs, jobs, strict=True))))
+
+    return asyncio.run(all_jobs())

@@ -27,8 +27,8 @@ import json
 import re
 import shlex
 import zipfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -503,6 +503,18 @@ async def collect_many(
 
 async def collect_host(spec: ConnectSpec, timeouts: Timeouts) -> RemoteResult:
     """Collect one host (see the module docstring); never raises for anything the host or network does."""
+
+    async def collect(conn: Any) -> RemoteResult:
+        document, reduced = await _collect_over(conn, spec, timeouts)
+        return RemoteResult(spec.target_id, document=document, authenticated=True, reduced=reduced)
+
+    return await _connected(spec, timeouts, collect, "collecting")
+
+
+async def _connected(
+    spec: ConnectSpec, timeouts: Timeouts, work: Callable[[Any], Awaitable[RemoteResult]], doing: str
+) -> RemoteResult:
+    """Connect with the pinned key, run `work` on the connection; every failure becomes a RemoteResult."""
     started = datetime.now(UTC)
     client = _PinningClient(spec.pinned)
     authenticated = False
@@ -539,11 +551,11 @@ async def collect_host(spec: ConnectSpec, timeouts: Timeouts) -> RemoteResult:
                 raise _RemoteFailure(f"host key of {spec.label} not verifiable: {exc.reason}") from exc
             authenticated = True
             async with conn:
-                document, reduced = await _collect_over(conn, spec, timeouts)
+                outcome = await work(conn)
     except _RemoteFailure as exc:
         return _failed(spec, str(exc), client, authenticated, started)
     except TimeoutError:
-        stage = "collecting" if authenticated else "connecting to"
+        stage = doing if authenticated else "connecting to"
         return _failed(spec, f"timed out {stage} {spec.label}", client, authenticated, started)
     except asyncssh.PermissionDenied as exc:
         return _failed(
@@ -557,14 +569,93 @@ async def collect_host(spec: ConnectSpec, timeouts: Timeouts) -> RemoteResult:
         return _failed(spec, f"SSH error with {spec.label}: {exc}", client, authenticated, started)
     except OSError as exc:
         return _failed(spec, f"cannot connect to {spec.label}: {exc.strerror or exc}", client, False, started)
-    return RemoteResult(
-        spec.target_id,
-        document=document,
-        presented=client.presented,
-        authenticated=True,
-        reduced=reduced,
-        started_at=started,
-    )
+    return replace(outcome, presented=client.presented, started_at=started)
+
+
+# -- deployment jobs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """What running one job over SSH gave: the executor's result (None when it could not run or answer,
+    `error` says why) and the host's inventory collected right after it (None when that failed)."""
+
+    result: dict[str, Any] | None
+    document: dict[str, Any] | None
+    error: str | None
+
+
+@lru_cache(maxsize=1)
+def executor_zip() -> bytes:
+    """The collectors and the agent's job runner (patchday.agent.*) as one zip, built in memory once."""
+    root = Path(__file__).resolve().parents[1]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        _add(bundle, "patchday/__init__.py", f'"""patchday executor."""\n__version__ = "{patchday.__version__}"\n')
+        for package in ("collectors", "agent"):
+            for path in sorted((root / package).rglob("*.py")):
+                _add(
+                    bundle,
+                    f"patchday/{package}/" + path.relative_to(root / package).as_posix(),
+                    path.read_text("utf-8"),
+                )
+    return buffer.getvalue()
+
+
+# Runs on the host: like the collectors' bootstrap, with the job spec on the runner's standard input.
+_JOB_BOOTSTRAP: Final = """\
+import base64, io, os, runpy, shutil, sys, tempfile
+if sys.version_info < (3, 9):
+    sys.stderr.write("python3 %d.%d is older than 3.9" % sys.version_info[:2])
+    sys.exit(3)
+workdir = tempfile.mkdtemp(prefix="patchday-job-")
+try:
+    bundle = os.path.join(workdir, "executor.zip")
+    with open(bundle, "wb") as handle:
+        handle.write(base64.b64decode(PAYLOAD))
+    sys.path.insert(0, bundle)
+    sys.argv = ["patchday.agent.jobs"]
+    sys.stdin = io.TextIOWrapper(io.BytesIO(SPEC.encode("utf-8")), encoding="utf-8")
+    runpy.run_module("patchday.agent.jobs", run_name="__main__", alter_sys=True)
+finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+"""
+
+
+def job_program(job_spec: Mapping[str, Any]) -> str:
+    """The Python program sent to the host's `python3 -I -`: it runs the job and prints the result JSON."""
+    payload = base64.b64encode(executor_zip()).decode("ascii")
+    return f"PAYLOAD = {payload!r}\nSPEC = {json.dumps(dict(job_spec))!r}\n{_JOB_BOOTSTRAP}"
+
+
+async def execute_job(spec: ConnectSpec, job_spec: Mapping[str, Any], timeouts: Timeouts) -> JobRun:
+    """Run one job on the host, then collect its inventory; never raises for anything the host does.
+
+    Refuses a host whose key is not pinned yet: changing a host needs to know it is that host.
+    """
+    if spec.pinned is None:
+        return JobRun(None, None, f"{spec.label} has no pinned host key yet: collect it once before deploying")
+    holder: dict[str, Any] = {}
+
+    async def run(conn: Any) -> RemoteResult:
+        found = await _run(conn, FIND_PYTHON, timeouts.command)
+        python = found.stdout.strip().splitlines()[0] if found.ok and found.stdout.strip() else ""
+        if not python.startswith("/"):
+            raise _RemoteFailure(f"no python3 on {spec.label}: jobs need python3 3.9 or newer")
+        output = await _run(conn, collector_argv(python, spec.use_sudo), timeouts.total, stdin=job_program(job_spec))
+        try:
+            holder["result"] = json.loads(output.stdout)
+        except ValueError:
+            detail = output.stderr.strip()[-500:] or "no output"
+            raise _RemoteFailure(
+                f"the job runner on {spec.label} gave no result (exit {output.exit_status}): {detail}"
+            ) from None
+        document, _ = await _collect_over(conn, spec, timeouts)
+        return RemoteResult(spec.target_id, document=document, authenticated=True)
+
+    outcome = await _connected(spec, timeouts, run, "running the job on")
+    result = holder.get("result")
+    return JobRun(result if isinstance(result, dict) else None, outcome.document, outcome.error)
 
 
 def _failed(

@@ -26,6 +26,13 @@ def exceptions_awaiting_decision() -> int:
     return RiskException.objects.filter(state=ExceptionState.REQUESTED).count()
 
 
+def plans_awaiting_approval() -> int:
+    from patchday.core.rollout import PlanState
+    from patchday.rollouts.models import Plan
+
+    return Plan.objects.filter(state=PlanState.PENDING_APPROVAL).count()
+
+
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Overview", "home", Permission.VIEW),
     NavItem("Hosts", "hosts", Permission.VIEW),
@@ -39,6 +46,17 @@ NAVIGATION: tuple[NavItem, ...] = (
         count_label="awaiting a decision",
     ),
     NavItem("Vulnerabilities", "vulnerabilities", Permission.VIEW),
+    # deployment: plans (with the maintenance windows they are scheduled in), approvals, rollouts (with their jobs)
+    NavItem("Plans", "plans", Permission.VIEW, section="/windows/"),
+    NavItem(
+        "Approvals",
+        "approvals",
+        Permission.VIEW,
+        count=plans_awaiting_approval,
+        count_permission=Permission.APPROVE,
+        count_label="awaiting a decision",
+    ),
+    NavItem("Rollouts", "rollouts", Permission.VIEW, section="/jobs/"),
     NavItem("Feeds", "feeds", Permission.VIEW),
     NavItem("Audit trail", "audit-log", Permission.READ_AUDIT),
     NavItem("Users", "users", Permission.ADMINISTER),

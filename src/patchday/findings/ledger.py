@@ -179,12 +179,18 @@ def _event(finding: Finding, old: str, new: str, reason: str, now: datetime) -> 
 
 
 def reconcile_hosts(
-    host_ids: Iterable[int], *, verified: bool, reason: str, now: datetime | None = None
+    host_ids: Iterable[int],
+    *,
+    verified: bool,
+    reason: str,
+    now: datetime | None = None,
+    fixed_by: int | None = None,
 ) -> LedgerChange:
     """Bring these hosts' findings in line with their current exposures.
 
     `verified` says the call follows a fresh inventory of the host: vanished findings are then
     fixed and verified by re-inventory. After an advisory change they are fixed, unverified.
+    `fixed_by` names the rollout whose job the inventory verifies: findings fixed now record it.
     """
     from patchday.findings import exceptions, priority, vex
     from patchday.findings.queries import mark_for_refresh
@@ -194,7 +200,7 @@ def reconcile_hosts(
     packages: set[str] = set()
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        total = total + _reconcile_chunk(chunk, verified, reason, now or timezone.now())
+        total = total + _reconcile_chunk(chunk, verified, reason, now or timezone.now(), fixed_by)
         exceptions.apply_active(chunk, now, refresh_queue=False)
         vex.apply_stored(chunk, now, refresh_queue=False)
         priority.reprioritize_hosts(chunk, refresh_queue=False)
@@ -203,7 +209,9 @@ def reconcile_hosts(
     return total
 
 
-def _reconcile_chunk(ids: Sequence[int], verified: bool, reason: str, now: datetime) -> LedgerChange:
+def _reconcile_chunk(
+    ids: Sequence[int], verified: bool, reason: str, now: datetime, fixed_by: int | None = None
+) -> LedgerChange:
     with transaction.atomic():
         exposures = _advisory_exposures(ids)
         _changelog_exposures(ids, exposures)
@@ -255,7 +263,7 @@ def _reconcile_chunk(ids: Sequence[int], verified: bool, reason: str, now: datet
                 if finding.status == FindingStatus.FIXED:
                     events.append(_event(finding, finding.status, FindingStatus.OPEN, f"detected again: {reason}", now))
                     finding.status, finding.status_changed_at, finding.reopened_at = FindingStatus.OPEN, now, now
-                    finding.fixed_at, finding.fix_verified = None, False
+                    finding.fixed_at, finding.fix_verified, finding.fixed_by_rollout = None, False, None
                     reopened += 1
                 else:
                     refreshed += 1
@@ -270,6 +278,7 @@ def _reconcile_chunk(ids: Sequence[int], verified: bool, reason: str, now: datet
                 events.append(_event(finding, finding.status, FindingStatus.FIXED, f"{why}: {reason}", now))
                 finding.status, finding.status_changed_at = FindingStatus.FIXED, now
                 finding.fixed_at, finding.fix_verified = now, verified
+                finding.fixed_by_rollout = fixed_by if verified else None
                 saves.append(finding)
                 fixed += 1
         created = Finding.objects.bulk_create(creates, batch_size=1000)
@@ -285,7 +294,7 @@ def _reconcile_chunk(ids: Sequence[int], verified: bool, reason: str, now: datet
 
 _SAVED = (
     "installed_version", "fixed_version", "fixing_update", "advisory_ids", "confidence", "status", "last_detected_at",
-    "fix_available_since", "fixed_at", "fix_verified", "reopened_at", "status_changed_at",
+    "fix_available_since", "fixed_at", "fix_verified", "reopened_at", "status_changed_at", "fixed_by_rollout",
 )  # fmt: skip
 
 

@@ -62,6 +62,7 @@ class Finding(models.Model):
     fix_available_since = models.DateTimeField(null=True, blank=True)
     fixed_at = models.DateTimeField(null=True, blank=True)
     fix_verified = models.BooleanField(default=False)
+    fixed_by_rollout = models.PositiveIntegerField(null=True, blank=True)  # the rollout whose job verified the fix
     reopened_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField()
     priority_score = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
@@ -236,6 +236,7 @@ class CheckinReply:
     inventory_wanted: bool
     checkin_interval: int
     jobs: list[dict[str, object]]
+    simulations: list[dict[str, object]] = field(default_factory=list)
 
 
 def checkin(credential: HostCredential, digest: str) -> CheckinReply:
@@ -249,4 +250,9 @@ def checkin(credential: HostCredential, digest: str) -> CheckinReply:
     if credential.token_last_used is None or now - credential.token_last_used > timedelta(minutes=1):
         HostToken.objects.filter(pk=credential.token_id).update(last_used_at=now)  # coarse on purpose
     wanted = not credential.inventory_digest or credential.inventory_digest != digest
-    return CheckinReply(wanted, load_settings().checkin_interval, [])
+    from patchday.rollouts.driver import lease_jobs
+    from patchday.rollouts.plans import simulation_requests
+
+    jobs: list[dict[str, object]] = [lease.to_data() for lease in lease_jobs(credential.host_id, now)]
+    simulations: list[dict[str, object]] = list(simulation_requests(credential.host_id))
+    return CheckinReply(wanted, load_settings().checkin_interval, jobs, simulations)

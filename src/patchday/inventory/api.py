@@ -68,6 +68,7 @@ class CheckinOut(Schema):
     inventory_wanted: bool
     checkin_interval: int
     jobs: list[dict[str, Any]]
+    simulations: list[dict[str, Any]] = Field(default_factory=list, description="plan previews to simulate")
 
 
 class InventoryIn(Schema):
@@ -100,7 +101,12 @@ def enroll(request: HttpRequest, body: EnrollIn) -> Status[EnrollOut]:
 def checkin(request: HttpRequest, body: CheckinIn) -> CheckinOut:
     credential: agents.HostCredential = request.auth  # type: ignore[attr-defined]
     reply = agents.checkin(credential, body.digest)
-    return CheckinOut(inventory_wanted=reply.inventory_wanted, checkin_interval=reply.checkin_interval, jobs=reply.jobs)
+    return CheckinOut(
+        inventory_wanted=reply.inventory_wanted,
+        checkin_interval=reply.checkin_interval,
+        jobs=reply.jobs,
+        simulations=reply.simulations,
+    )
 
 
 @agent_router.put("/agent/inventory", response=InventoryOut, auth=HostGuard(), summary="Send the full inventory")
@@ -162,6 +168,8 @@ class HostDetailOut(HostOut):
     pending_security: int
     pending_regular: int
     group_names: list[str]
+    window: str = Field(description="the maintenance window its jobs wait for (named, or through a group)")
+    next_opening: datetime | None = Field(description="when that window next opens outside freezes")
 
 
 class HostQuery(Schema):
@@ -268,6 +276,10 @@ def _detail(host: Host) -> Host:
     host.group_names = sorted(  # type: ignore[attr-defined]
         g.name for g in HostGroup.objects.all() if queries.group_members(g.name).filter(pk=host.pk).exists()
     )
+    from patchday.rollouts.windows import host_window
+
+    window = host_window(host)
+    host.window, host.next_opening = window.name, window.next_start  # type: ignore[attr-defined]
     return host
 
 

@@ -240,5 +240,12 @@ def store_document(
         )
     if change.new_versions:
         matcher.rematch_versions(change.new_versions)
-    ledger.reconcile_hosts([host.pk], verified=True, reason=f"{mode} inventory")
+    from patchday.rollouts import driver as rollouts
+
+    fixed_by = rollouts.fix_attribution(host.pk)
+    reason = f"{mode} inventory" + (f" after rollout {fixed_by}" if fixed_by is not None else "")
+    ledger.reconcile_hosts([host.pk], verified=True, reason=reason, fixed_by=fixed_by)
+    if fixed_by is not None:
+        with transaction.atomic():
+            rollouts.verify_host(host.pk, now)
     return StoredInventory(host, collection, created, added, removed, changed, len(change.new_versions))

@@ -517,8 +517,12 @@ def _host_context(request: HttpRequest, host: Host, edit: HostEditForm) -> dict[
         request,
         "hpage",
     )
+    from patchday.rollouts.windows import host_window
+
     return {
         "host": host,
+        "window": host_window(host),
+        "deployments": host.jobs.select_related("rollout__plan").order_by("-queued_at", "-pk")[:20],
         "tags": sorted(t.tag for t in host.tags.all()),
         "groups": queries.groups_of(host),
         "freshness": queries.freshness(host),

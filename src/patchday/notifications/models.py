@@ -14,6 +14,9 @@ class Event(models.TextChoices):
     FINDING_DUE_SOON = "finding.due_soon"  # an open finding's due date is within PATCHDAY_NOTIFY_DUE_SOON_DAYS
     EXCEPTION_EXPIRING = "exception.expiring"  # an approved exception ends within PATCHDAY_NOTIFY_EXPIRING_DAYS
     EXCEPTION_EXPIRED = "exception.expired"  # an exception expired; its findings are open again
+    CHANGE_STATE = "change.state"  # a plan (change request) or rollout changed state: for ITSM mirrors
+    RING_FAILED = "ring.failed"  # a ring's gate failed; the rollout halted
+    ROLLOUT_COMPLETED = "rollout.completed"  # every ring of a rollout passed
     PING = "ping"  # a test delivery asked for by an admin
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "patchday.worker",
     "patchday.dashboard",
     "patchday.notifications",
+    "patchday.rollouts",
 ]
 
 MIDDLEWARE = [

@@ -12,6 +12,7 @@ from patchday.dashboard import views as dashboard
 from patchday.findings import views as findings
 from patchday.inventory import downloads
 from patchday.inventory import views as inventory
+from patchday.rollouts import views as rollouts
 
 
 @csrf_exempt  # it changes nothing; without this a POST with a bearer token got a CSRF 403, not the 404
@@ -60,6 +61,32 @@ urlpatterns = [
     path("exceptions/", findings.exceptions_page, name="exceptions"),
     path("exceptions/<int:exception_id>/decide/", findings.exception_decide, name="exception-decide"),
     path("exceptions/<int:exception_id>/revoke/", findings.exception_revoke, name="exception-revoke"),
+    # deployment: plans, approvals, rollouts, jobs, maintenance windows (the fixed paths first)
+    path("plans/", rollouts.plans_page, name="plans"),
+    path("plans/export.csv", rollouts.plans_export, name="plans-export"),
+    path("plans/new/", rollouts.plan_create, name="plan-create"),
+    path("plans/<int:plan_id>/", rollouts.plan_page, name="plan"),
+    path("plans/<int:plan_id>/preview/", rollouts.plan_preview, name="plan-preview"),
+    path("plans/<int:plan_id>/submit/", rollouts.plan_submit, name="plan-submit"),
+    path("plans/<int:plan_id>/decide/", rollouts.plan_decide, name="plan-decide"),
+    path("plans/<int:plan_id>/cancel/", rollouts.plan_cancel, name="plan-cancel"),
+    path("plans/<int:plan_id>/start/", rollouts.plan_start, name="plan-start"),
+    path("approvals/", rollouts.approvals_page, name="approvals"),
+    path("rollouts/", rollouts.rollouts_page, name="rollouts"),
+    path("rollouts/export.csv", rollouts.rollouts_export, name="rollouts-export"),
+    path("rollouts/<int:rollout_id>/", rollouts.rollout_page, name="rollout"),
+    path("rollouts/<int:rollout_id>/progress/", rollouts.rollout_progress, name="rollout-progress"),
+    path("rollouts/<int:rollout_id>/jobs.csv", rollouts.rollout_jobs_export, name="rollout-jobs-export"),
+    path("rollouts/<int:rollout_id>/command/", rollouts.rollout_command, name="rollout-command"),
+    path("rollouts/<int:rollout_id>/revert-host/", rollouts.rollout_revert_host, name="rollout-revert-host"),
+    path("jobs/<int:job_id>/", rollouts.job_page, name="job"),
+    path("windows/", rollouts.windows_page, name="windows"),
+    path("windows/export.csv", rollouts.windows_export, name="windows-export"),
+    path("windows/new/", rollouts.window_create, name="window-create"),
+    path("windows/import/", rollouts.window_import, name="window-import"),
+    path("windows/freezes/new/", rollouts.freeze_create, name="freeze-create"),
+    path("windows/freezes/<int:freeze_id>/delete/", rollouts.freeze_delete, name="freeze-delete"),
+    path("windows/<str:name>/delete/", rollouts.window_delete, name="window-delete"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
     path("agent/patchday-agent.pyz", downloads.agent_download, name="agent-download"),

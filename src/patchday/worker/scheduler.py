@@ -21,6 +21,7 @@ from patchday.connectors.tasks import collect_due_ssh
 from patchday.core.audit import Actor, ActorKind
 from patchday.findings.tasks import expire_exceptions, refresh_queue
 from patchday.notifications.tasks import scan_notifications, send_deliveries
+from patchday.rollouts.tasks import tick_rollouts
 from patchday.worker.models import Lease, PeriodicRun, WorkerHeartbeat
 from patchday.worker.tasks import prune_task_results, sync_feeds, verify_audit_chain
 
@@ -53,6 +54,7 @@ SCHEDULE: Sequence[Periodic] = (
     Periodic("findings.queue", timedelta(minutes=1), refresh_queue),
     Periodic("notifications.scan", timedelta(hours=1), scan_notifications),
     Periodic("notifications.send", timedelta(minutes=1), send_deliveries),  # each delivery has its own due time
+    Periodic("rollouts.tick", timedelta(minutes=1), tick_rollouts),  # leases, gates, soak times, SSH pushes
 )
 
 

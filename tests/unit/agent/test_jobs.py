@@ -627,7 +627,9 @@ def test_a_preview_simulation_reports_every_package_apt_would_touch() -> None:
         seen.append(list(argv))
         return Outcome(0, _recorded("apt-simulate-install.txt"), "")
 
-    answer = jobs.simulate({"plan_host": 4, "manager": "apt", "targets": [{"name": "sl", "version": "5.02-1+b1"}]}, runner)
+    answer = jobs.simulate(
+        {"plan_host": 4, "manager": "apt", "targets": [{"name": "sl", "version": "5.02-1+b1"}]}, runner
+    )
     assert answer["error"] == ""
     assert seen[0][:2] == ["apt-get", "-s"]
     assert seen[0][-1] == "sl=5.02-1+b1"
