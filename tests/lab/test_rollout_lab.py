@@ -55,9 +55,9 @@ def _enroll_agent(lab_exec: Exec, host: LabHost, pyz: bytes, server: str, secret
 
     (host.root_dir / PYZ.lstrip("/")).write_bytes(pyz)
     lab_exec(host, ["apt-get", "update", "-qq"], timeout=300)
-    enrolled = lab_exec(
+    enrolled = lab_exec(  # --force: an earlier lab test in this session may have enrolled the host already
         host,
-        ["python3", PYZ, "enroll", "--server", server, "--insecure-http"],
+        ["python3", PYZ, "enroll", "--force", "--server", server, "--insecure-http"],
         env={"PATCHDAY_AGENT_ENROLL_SECRET": secret},
         check=False,
     )
