@@ -110,3 +110,11 @@ def child_env(transactional_db: None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATCHDAY_DATABASE_URL"] = database_url_of_test_db()
     return env
+
+
+@pytest.fixture(autouse=True)
+def _fresh_window_cache() -> None:
+    """Each test starts without another test's maintenance windows and freezes in the process cache."""
+    from patchday.rollouts.windows import forget_cached
+
+    forget_cached()

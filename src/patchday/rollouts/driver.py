@@ -119,10 +119,7 @@ def _create_jobs(rollout: Rollout, plan: Plan, rings: Sequence[Ring], now: datet
                 queued_at=now,
             )
         )
-    Job.objects.bulk_create(jobs, batch_size=500)
-    for job in Job.objects.filter(rollout=rollout).only("pk", "spec"):  # the spec names its own job id
-        job.spec["job_id"] = job.pk
-        Job.objects.filter(pk=job.pk).update(spec=job.spec)
+    Job.objects.bulk_create(jobs, batch_size=500)  # each spec gets its job id when it is leased
 
 
 def deploy_spec(
@@ -170,6 +167,7 @@ def rollback_spec(job: Job) -> dict[str, Any]:
     spec = {key: value for key, value in job.spec.items() if key not in ("targets", "restore", "rollback_of")}
     return {
         **spec,
+        "job_id": job.pk,
         "kind": "rollback",
         "restore": restore,
         "rollback_of": job.pk,
@@ -467,22 +465,27 @@ def lease_jobs(host_id: int, now: datetime | None = None, executor: str = "agent
     candidates = list(dispatchable([host_id], executor).order_by("pk"))
     if not candidates:
         return []
-    host = Host.objects.get(pk=host_id)
-    may_start = _window_allows(host, now)
+    may_start: bool | None = None  # asked only when a deploy job is there
     leases = []
     for job in candidates:
         rollback = job.state == core.JobState.ROLLBACK_QUEUED
-        if not rollback and not may_start:
-            continue
+        if not rollback:
+            if may_start is None:
+                may_start = _window_allows(host_id, now)
+            if not may_start:
+                continue
         lease = _lease(job, rollback, now)
         if lease is not None:
             leases.append(lease)
     return leases
 
 
-def _window_allows(host: Host, now: datetime) -> bool:
-    window = windows.windows_of([host])[host.pk]
+def _window_allows(host_id: int, now: datetime) -> bool:
     freezes = windows.freezes_after(now)
+    if not windows.any_windows() and not freezes:
+        return True  # no windows anywhere and no freeze ahead: nothing to read
+    host = Host.objects.only("pk", "maintenance_window").get(pk=host_id)
+    window = windows.windows_of([host])[host.pk]
     if window is None and not freezes:
         return True
     start = windows.start_at(window, now, windows.job_estimate(), freezes)
@@ -513,7 +516,7 @@ def _lease(job: Job, rollback: bool, now: datetime) -> Lease | None:
                 "expires_at": expires.isoformat(),
             },
         )
-    spec = dict(job.spec)
+    spec = {**job.spec, "job_id": job.pk}
     return Lease(job.pk, "rollback" if rollback else "deploy", token, expires, spec)
 
 
@@ -595,9 +598,21 @@ def record_result(
                 finished_at=now,
                 unexpected=unexpected,
             )
-            Ring.objects.filter(pk=job.ring_id).update(last_finished_at=now)
-        transaction.on_commit(lambda: _advance_soon(job.rollout_id))
+            _finished(job.ring_id, now)
+        if phase == "rollback" or not ok:  # a failure may fail the gate at once; a success waits for its inventory
+            transaction.on_commit(lambda: _advance_soon(job.rollout_id))
     return job
+
+
+def _finished(ring_id: int, at: datetime) -> None:
+    """Move the ring's last finish forward (never back: a slower transaction must not shorten a soak)."""
+    Ring.objects.filter(pk=ring_id).filter(Q(last_finished_at__lt=at) | Q(last_finished_at=None)).update(
+        last_finished_at=at
+    )
+
+
+def _ring_settled(ring_id: int) -> bool:
+    return not Job.objects.filter(ring_id=ring_id, state__in=list(core.JOB_IN_FLIGHT)).exists()
 
 
 def _advance_soon(rollout_id: int) -> None:
@@ -657,8 +672,12 @@ def verify_host(host_id: int, inventory_at: datetime) -> list[Job]:
             )
         else:
             _move(job, core.JobEvent.VERIFY_OK, SYSTEM, inventory_at, verified_at=inventory_at)
-        Ring.objects.filter(pk=job.ring_id).update(last_finished_at=inventory_at)
+        _finished(job.ring_id, inventory_at)
         settled.append(job)
+    for ring_id, rollout_id in {(j.ring_id, j.rollout_id) for j in settled}:
+        if _ring_settled(ring_id) or any(j.state == core.JobState.FAILED for j in settled):
+            # The ring's last verification (or a failure): advance now, not at the next minute tick.
+            transaction.on_commit(lambda r=rollout_id: _advance_soon(r))  # type: ignore[misc]
     return settled
 
 

@@ -208,4 +208,5 @@ class Job(models.Model):
             models.Index(fields=["host", "state"], name="rollouts_job_host_state"),
             models.Index(fields=["state", "lease_expires_at"], name="rollouts_job_lease"),
             models.Index(fields=["rollout", "state"], name="rollouts_job_rollout_state"),
+            models.Index(fields=["ring", "state"], name="rollouts_job_ring_state"),
         ]

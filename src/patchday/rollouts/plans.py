@@ -535,16 +535,13 @@ def compute_preview(
             f"which offer {pending} pending update(s) in all",
             field="selection",
         )
-    from patchday.inventory.queries import groups_of
+    from patchday.inventory.queries import groups_of_hosts
 
-    refs = [
-        core.HostRef(
-            id=h.pk,
-            groups=frozenset(groups_of(h)),
-            tags=frozenset(h.tags.values_list("tag", flat=True)),
-        )
-        for h in hosts
-    ]
+    memberships = groups_of_hosts(host_ids)
+    tags: dict[int, set[str]] = {h: set() for h in host_ids}
+    for host_id, tag in HostTag.objects.filter(host_id__in=host_ids).values_list("host_id", "tag"):
+        tags[host_id].add(tag)
+    refs = [core.HostRef(id=h.pk, groups=frozenset(memberships[h.pk]), tags=frozenset(tags[h.pk])) for h in hosts]
     assignment = core.assign_rings(refs, ring_specs(rings), salt=f"plan-{selection.kind}")
     host_windows = windows.windows_of(hosts)
     freezes = windows.freezes_after(now)

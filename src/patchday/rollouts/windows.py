@@ -7,9 +7,11 @@ The semantics (RRULE in local wall time, DST, offsets, freezes) live in patchday
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -24,6 +26,7 @@ from patchday.rollouts.models import FreezePeriod, Job, MaintenanceWindow
 from patchday.settings import load_settings
 
 MAX_DURATION_MINUTES = 7 * 24 * 60
+T = TypeVar("T")
 ESTIMATE_SAMPLE = 50  # the last N finished deploy jobs estimate how long the next one takes
 
 
@@ -103,6 +106,7 @@ def create_window(
                 "groups": window.groups,
             },
         )
+    forget_cached()
     return window
 
 
@@ -112,6 +116,7 @@ def delete_window(actor: Actor, name: str) -> None:
         in_use = Host.objects.filter(maintenance_window=name).count()
         window.delete()
         audit.record(actor, "window.delete", "maintenance_window", name, {"hosts_left_without": in_use})
+    forget_cached()
 
 
 def get_window(name: str) -> MaintenanceWindow:
@@ -149,6 +154,7 @@ def create_freeze(actor: Actor, name: str, start: datetime, end: datetime, reaso
             freeze.pk,
             {"name": freeze.name, "start": start.isoformat(), "end": end.isoformat(), "reason": freeze.reason},
         )
+    forget_cached()
     return freeze
 
 
@@ -159,6 +165,7 @@ def delete_freeze(actor: Actor, freeze_id: int) -> None:
             raise NotFound(f"no freeze with id {freeze_id}")
         freeze.delete()
         audit.record(actor, "freeze.delete", "freeze", freeze_id, {"name": freeze.name})
+    forget_cached()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,29 +208,67 @@ def import_ics(actor: Actor, content: str | bytes) -> IcsResult:
 
 def freezes_after(now: datetime) -> list[core.FreezePeriod]:
     """Freezes not yet over, as core values."""
-    return [core.FreezePeriod(f.name, f.start, f.end) for f in FreezePeriod.objects.filter(end__gt=now)]
+    stored = _cached("freezes", lambda: [(f.name, f.start, f.end) for f in FreezePeriod.objects.all()])
+    return [core.FreezePeriod(name, start, end) for name, start, end in stored if end > now]
 
 
 def windows_of(hosts: Iterable[Host]) -> dict[int, core.MaintenanceWindow | None]:
     """Each host's window: the one it names, else the first (by name) covering one of its groups, else None
     (a host without a window may be patched at any time outside freezes)."""
-    from patchday.inventory.queries import groups_of
+    from patchday.inventory.queries import groups_of_hosts
 
-    stored = {w.name: w for w in MaintenanceWindow.objects.all()}
-    converted = {name: to_core(w) for name, w in stored.items()}
-    by_group = sorted((w.name, g) for w in stored.values() for g in w.groups)
+    hosts = list(hosts)
+    converted, by_group = _stored_windows()
     result: dict[int, core.MaintenanceWindow | None] = {}
+    unnamed = [h.pk for h in hosts if h.maintenance_window not in converted]
+    memberships = groups_of_hosts(unnamed) if by_group and unnamed else {}
     for host in hosts:
         name = host.maintenance_window if host.maintenance_window in converted else ""
         if not name and by_group:
-            member_of = set(groups_of(host))
+            member_of = memberships.get(host.pk, set())
             name = next((w for w, g in by_group if g in member_of), "")
         result[host.pk] = converted.get(name) if name else None
     return result
 
 
+_CACHE_SECONDS = 5.0  # windows change rarely; a check-in storm must not re-read and re-parse them per host
+_cache: dict[str, tuple[float, Any]] = {}
+
+
+def _cached(key: str, load: Callable[[], T]) -> T:
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < _CACHE_SECONDS:
+        return cast(T, hit[1])
+    value = load()
+    _cache[key] = (now, value)
+    return value
+
+
+def forget_cached() -> None:
+    """Drop the cached windows, freezes and estimate (after a change in this process)."""
+    _cache.clear()
+
+
+def any_windows() -> bool:
+    """Whether any maintenance window exists (cached like the windows themselves)."""
+    return bool(_stored_windows()[0])
+
+
+def _stored_windows() -> tuple[dict[str, core.MaintenanceWindow], list[tuple[str, str]]]:
+    def load() -> tuple[dict[str, core.MaintenanceWindow], list[tuple[str, str]]]:
+        stored = list(MaintenanceWindow.objects.all())
+        return {w.name: to_core(w) for w in stored}, sorted((w.name, g) for w in stored for g in w.groups)
+
+    return _cached("windows", load)
+
+
 def job_estimate() -> timedelta:
     """How long a host job takes: the median of the last finished deploy jobs, else the configured default."""
+    return _cached("estimate", _job_estimate)
+
+
+def _job_estimate() -> timedelta:
     rows = (
         Job.objects.filter(finished_at__isnull=False, leased_at__isnull=False)
         .order_by("-finished_at")
