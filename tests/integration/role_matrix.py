@@ -124,13 +124,26 @@ API_RULES: Final[Mapping[tuple[str, str], Rule]] = {
     ("DELETE", "/api/v1/approval-rules/{name}"): Permission.APPROVE,
     ("POST", "/api/v1/agent/jobs/{job_id}/result"): HOST,
     ("POST", "/api/v1/agent/simulations/{plan_host_id}"): HOST,
+    # metrics: reading them is viewing
+    ("GET", "/api/v1/metrics"): Permission.VIEW,
+    ("GET", "/api/v1/metrics/grafana"): Permission.VIEW,
+    ("GET", "/api/v1/metrics/{name}/series"): Permission.VIEW,
+    # compliance reporting: evidence packs and report schedules are auditors' (and admins') work
+    ("POST", "/api/v1/reports/evidence"): Permission.READ_AUDIT,
+    ("GET", "/api/v1/reports/schedules"): Permission.READ_AUDIT,
+    ("POST", "/api/v1/reports/schedules"): Permission.READ_AUDIT,
+    ("DELETE", "/api/v1/reports/schedules/{schedule_id}"): Permission.READ_AUDIT,
 }
+
+# Non-API URLs that machines call with a bearer token: nobody gets 401 in the API's error shape, not a login redirect.
+TOKEN_PAGES: Final = frozenset({"prometheus-metrics"})
 
 # URL name of a dashboard page (or other non-API URL) -> rule.
 PAGE_RULES: Final[Mapping[str, Rule]] = {
     "home": Permission.VIEW,
     "healthz": PUBLIC,
     "readyz": PUBLIC,
+    "prometheus-metrics": Permission.VIEW,  # a bearer token (Prometheus) or a session; see TOKEN_PAGES
     "login": PUBLIC,
     "logout": Permission.VIEW,
     "password": Permission.VIEW,
@@ -196,4 +209,8 @@ PAGE_RULES: Final[Mapping[str, Rule]] = {
     "window-delete": Permission.OPERATE,
     "freeze-create": Permission.OPERATE,
     "freeze-delete": Permission.OPERATE,
+    "evidence": Permission.READ_AUDIT,
+    # reports: the executive overview and the operations page are read by every role
+    "overview": Permission.VIEW,
+    "operations": Permission.VIEW,
 }

@@ -34,7 +34,7 @@ from patchday.inventory import services as inventory_services
 from patchday.inventory.api import HostGuard
 from patchday.inventory.models import Host
 from tests.conftest import SYSTEM_ACTOR
-from tests.integration.role_matrix import API_RULES, HOST, PAGE_RULES, PUBLIC, Rule
+from tests.integration.role_matrix import API_RULES, HOST, PAGE_RULES, PUBLIC, TOKEN_PAGES, Rule
 
 ROLES_AND_NOBODY: tuple[Role | None, ...] = (None, *Role)
 PAGE_METHODS = ("GET", "POST")
@@ -231,6 +231,7 @@ def fleet(db: None, token_for: Callable[[User], str]) -> Fleet:
             "record_id": "999999",
             "webhook_id": "999999",
             "recipient_id": "999999",
+            "schedule_id": "999999",
             **deployment,
         },
     )
@@ -375,7 +376,8 @@ def test_pages_answer_each_role_as_declared(fleet: Fleet) -> None:
                     client.force_login(fleet.users[role])  # again each time: the logout page ends the session
                 response = client.generic(method, url)
                 checked += 1
-                if problem := expectation_failure(response, rule, role, is_api=False, path=url):
+                is_api = page.name in TOKEN_PAGES
+                if problem := expectation_failure(response, rule, role, is_api=is_api, path=url):
                     failures.append(f"{method} {url} ({page.name}) as {_who(role)}: {problem}")
 
     assert not failures, _report(failures)

@@ -18,6 +18,8 @@ from patchday.findings.api import router as findings_router
 from patchday.inventory.api import agent_router
 from patchday.inventory.api import router as hosts_router
 from patchday.notifications.api import router as notifications_router
+from patchday.reports.api import router as reports_router
+from patchday.reports.evidence_api import router as evidence_router
 from patchday.rollouts.api import agent_jobs_router
 from patchday.rollouts.api import router as rollouts_router
 from patchday.worker.api import router as worker_router
@@ -70,3 +72,5 @@ api.add_router("/", agent_router)
 api.add_router("/", notifications_router)
 api.add_router("/", rollouts_router)
 api.add_router("/", agent_jobs_router)
+api.add_router("/", reports_router)
+api.add_router("/", evidence_router)

@@ -16,6 +16,7 @@ from patchday.cli.feeds import feeds_app
 from patchday.cli.findings import findings_app, vex_app
 from patchday.cli.hosts import enrollment_app, hosts_app
 from patchday.cli.notify import notify_app
+from patchday.cli.reports import report_app
 from patchday.cli.rollouts import plan_app, rollout_app
 from patchday.cli.scan import scan_command
 from patchday.core.errors import PatchdayError
@@ -37,6 +38,7 @@ app.add_typer(vex_app, name="vex")
 app.add_typer(notify_app, name="notify")
 app.add_typer(plan_app, name="plan")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(report_app, name="report")
 
 out = Console(soft_wrap=True)  # lines stay whole in logs and pipes
 err = Console(stderr=True)

@@ -57,8 +57,12 @@ NAVIGATION: tuple[NavItem, ...] = (
         count_label="awaiting a decision",
     ),
     NavItem("Rollouts", "rollouts", Permission.VIEW, section="/jobs/"),
+    # reports: what needs doing today, and the executive overview with its trends
+    NavItem("Operations", "operations", Permission.VIEW),
+    NavItem("Reports", "overview", Permission.VIEW),
     NavItem("Feeds", "feeds", Permission.VIEW),
     NavItem("Audit trail", "audit-log", Permission.READ_AUDIT),
+    NavItem("Evidence", "evidence", Permission.READ_AUDIT),
     NavItem("Users", "users", Permission.ADMINISTER),
     NavItem("API tokens", "tokens", Permission.VIEW),
 )

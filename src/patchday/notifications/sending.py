@@ -115,14 +115,12 @@ def _subject_line(notification: Notification) -> str:
     return f"[patchday] {notification.event}: {what}"
 
 
-def _send_email(delivery: Delivery) -> Outcome:
-    from django.core.mail import EmailMessage, get_connection
+def smtp_connection() -> Any:
+    """Django's SMTP backend on the PATCHDAY_SMTP_* settings (the caller checks smtp_host is set)."""
+    from django.core.mail import get_connection
 
     settings = load_settings()
-    if not settings.smtp_host:
-        return Outcome(False, None, "PATCHDAY_SMTP_HOST is not set; e-mail cannot be sent")
-    notification = delivery.notification
-    connection = get_connection(
+    return get_connection(
         "django.core.mail.backends.smtp.EmailBackend",
         host=settings.smtp_host,
         port=settings.smtp_port,
@@ -133,6 +131,16 @@ def _send_email(delivery: Delivery) -> Outcome:
         timeout=TIMEOUT,
         fail_silently=False,
     )
+
+
+def _send_email(delivery: Delivery) -> Outcome:
+    from django.core.mail import EmailMessage
+
+    settings = load_settings()
+    if not settings.smtp_host:
+        return Outcome(False, None, "PATCHDAY_SMTP_HOST is not set; e-mail cannot be sent")
+    notification = delivery.notification
+    connection = smtp_connection()
     text = json.dumps(notification.payload, indent=2, sort_keys=True)
     message = EmailMessage(
         _subject_line(notification),

@@ -52,11 +52,14 @@ INSTALLED_APPS = [
     "patchday.dashboard",
     "patchday.notifications",
     "patchday.rollouts",
+    "patchday.reports",
+    "patchday.compliance",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "patchday.reports.prometheus.RequestMetricsMiddleware",  # after WhiteNoise: static files are not counted
     "patchday.api.middleware.ApiErrorShapeMiddleware",
     "patchday.api.middleware.ApiTransactionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -12,6 +12,9 @@ from patchday.dashboard import views as dashboard
 from patchday.findings import views as findings
 from patchday.inventory import downloads
 from patchday.inventory import views as inventory
+from patchday.reports import evidence_views
+from patchday.reports import views as reports
+from patchday.reports.prometheus import metrics_view
 from patchday.rollouts import views as rollouts
 
 
@@ -26,6 +29,7 @@ urlpatterns = [
     path("", dashboard.home, name="home"),
     path("healthz", dashboard.healthz, name="healthz"),
     path("readyz", dashboard.readyz, name="readyz"),
+    path("metrics", metrics_view, name="prometheus-metrics"),  # Prometheus scrapes with a bearer token
     path("login/", accounts.login_page, name="login"),
     path("logout/", accounts.logout_page, name="logout"),
     path("account/password/", accounts.password_page, name="password"),
@@ -87,8 +91,12 @@ urlpatterns = [
     path("windows/freezes/new/", rollouts.freeze_create, name="freeze-create"),
     path("windows/freezes/<int:freeze_id>/delete/", rollouts.freeze_delete, name="freeze-delete"),
     path("windows/<str:name>/delete/", rollouts.window_delete, name="window-delete"),
+    # reports: the executive overview and what needs doing today
+    path("overview/", reports.overview_page, name="overview"),
+    path("operations/", reports.operations_page, name="operations"),
     path("audit/", audit.audit_log, name="audit-log"),
     path("audit/verify/", audit.audit_verify, name="audit-verify"),
+    path("reports/evidence/", evidence_views.evidence_page, name="evidence"),
     path("agent/patchday-agent.pyz", downloads.agent_download, name="agent-download"),
     path("agent/install.sh", downloads.install_sh, name="agent-install-script"),
     path("api/v1/", api.urls),

@@ -17,10 +17,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from patchday.audit import services as audit
+from patchday.compliance.tasks import run_report_schedules
 from patchday.connectors.tasks import collect_due_ssh
 from patchday.core.audit import Actor, ActorKind
 from patchday.findings.tasks import expire_exceptions, refresh_queue
 from patchday.notifications.tasks import scan_notifications, send_deliveries
+from patchday.reports.tasks import snapshot_metrics
 from patchday.rollouts.tasks import tick_rollouts
 from patchday.worker.models import Lease, PeriodicRun, WorkerHeartbeat
 from patchday.worker.tasks import prune_task_results, sync_feeds, verify_audit_chain
@@ -55,6 +57,8 @@ SCHEDULE: Sequence[Periodic] = (
     Periodic("notifications.scan", timedelta(hours=1), scan_notifications),
     Periodic("notifications.send", timedelta(minutes=1), send_deliveries),  # each delivery has its own due time
     Periodic("rollouts.tick", timedelta(minutes=1), tick_rollouts),  # leases, gates, soak times, SSH pushes
+    Periodic("reports.snapshot", timedelta(hours=1), snapshot_metrics),  # daily rows; today's refreshed hourly
+    Periodic("reports.schedules", timedelta(hours=1), run_report_schedules),  # each schedule has its own due time
 )
 
 
