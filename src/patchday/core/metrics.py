@@ -213,25 +213,49 @@ def _days(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 86400
 
 
-def _duration_report(samples: Sequence[tuple[FindingFacts, float, datetime]], tally: _Tally) -> DurationReport:
-    """Breakdowns of (finding, days, month-defining instant) samples."""
+# One duration of a DurationReport: (days, month "YYYY-MM", priority decision or "unknown", severity, host groups).
+# A plain tuple rather than a dataclass: the Django side builds one per fixed or detected finding of a period.
+DurationSample = tuple[float, str, str, str, tuple[str, ...]]
+
+
+def month_of(at: datetime) -> str:
+    """The UTC month of `at` as "YYYY-MM": the by_month key of duration breakdowns."""
+    return at.astimezone(UTC).strftime("%Y-%m")
+
+
+def duration_report(samples: Iterable[DurationSample], excluded_reasons: Mapping[str, int]) -> DurationReport:
+    """Durations overall and broken down by priority, severity, group and month, with the inputs left out."""
+    overall: list[float] = []
     by: dict[str, dict[str, list[float]]] = {
         kind: defaultdict(list) for kind in ("priority", "severity", "group", "month")
     }
-    for finding, days, at in samples:
-        by["priority"][finding.priority_decision or UNKNOWN].append(days)
-        by["severity"][finding.severity].append(days)
-        by["month"][at.astimezone(UTC).strftime("%Y-%m")].append(days)
-        for group in finding.groups:
+    for days, month, priority, severity, groups in samples:
+        overall.append(days)
+        by["priority"][priority].append(days)
+        by["severity"][severity].append(days)
+        by["month"][month].append(days)
+        for group in groups:
             by["group"][group].append(days)
+    reasons = {reason: count for reason, count in sorted(excluded_reasons.items()) if count}
     return DurationReport(
-        overall=describe(days for _, days, _ in samples),
+        overall=describe(overall),
         by_priority={key: describe(values) for key, values in sorted(by["priority"].items())},
         by_severity={key: describe(values) for key, values in sorted(by["severity"].items())},
         by_group={key: describe(values) for key, values in sorted(by["group"].items())},
         by_month={key: describe(values) for key, values in sorted(by["month"].items())},
-        excluded=tally.excluded,
-        excluded_reasons=tally.as_dict(),
+        excluded=sum(reasons.values()),
+        excluded_reasons=reasons,
+    )
+
+
+def _duration_report(samples: Sequence[tuple[FindingFacts, float, datetime]], tally: _Tally) -> DurationReport:
+    """Breakdowns of (finding, days, month-defining instant) samples."""
+    return duration_report(
+        (
+            (days, month_of(at), finding.priority_decision or UNKNOWN, finding.severity, finding.groups)
+            for finding, days, at in samples
+        ),
+        tally.as_dict(),
     )
 
 

@@ -1,8 +1,11 @@
 """Metrics of the fleet for a period: the one contract the dashboard, the API, Prometheus and evidence packs read.
 
-Fleet-wide state (open findings, risk, overdue, KEV exposure, host coverage) is counted in SQL; measures that
-need every value (medians, per-cause clusters) load only the rows of the period and go through
-patchday.core.metrics, whose definitions the SQL counts follow (docs/metrics.md has both).
+Fleet-wide state (open findings, risk, overdue, KEV exposure, host coverage) and SLA compliance are counted in
+SQL; durations (time to patch, time to detect), which need every value for medians and p90, stream the period's
+rows as plain numbers and keys (reports.instants: epoch microseconds, no datetime per row) into
+core.metrics.duration_report; failure causes go through core.metrics.failure_rate. core.metrics holds the
+definitions, and tests/integration/test_metrics_sql.py checks the SQL paths give exactly what its pure
+functions give (docs/metrics.md has the formulas).
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Case, CharField, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from patchday.advisories.models import Advisory, KevEntry, Vulnerability
 from patchday.core import metrics as core
 from patchday.core.errors import InvalidInput, NotFound
+from patchday.core.severity import Rating, rating_for_score
 from patchday.findings.models import Finding, FindingStatus
 from patchday.inventory.models import Host, HostGroup
+from patchday.reports.instants import EpochMicroseconds, UtcDay, UtcMonth, days_between, epoch_microseconds
 from patchday.rollouts.models import Job
 
 UNITS: Final = frozenset({"days", "ratio", "count", "score"})
@@ -327,47 +332,139 @@ def _shares(shares: Mapping[str, core.Share]) -> dict[str, Any]:
     return {key: share.to_data() for key, share in shares.items()}
 
 
+CHUNK: Final = 5000  # rows per fetch when a measure streams a period's findings
+UNRATED: Final = Rating.UNKNOWN.value
+
+
+def _cvss() -> Subquery:
+    """The CVSS score of a finding's vulnerability (core.FindingFacts.cvss_score), looked up row by row."""
+    return Subquery(Vulnerability.objects.filter(cve_id=OuterRef("vulnerability")).values("cvss_score")[:1])
+
+
+def _severity(score: float | None) -> str:
+    """core.FindingFacts.severity of a CVSS score."""
+    return rating_for_score(score).value if score is not None else UNRATED
+
+
 def _time_to_patch(scope: Scope) -> list[Metric]:
-    rows = scope.findings.filter(scope.fixed_in_period_q())
-    ttp = core.time_to_patch(finding_facts(rows), scope.period)
+    """core.metrics.time_to_patch over the period's fixed findings, streamed as numbers and keys (the SQL
+    prefilter keeps exactly the findings the core function would look at)."""
+    rows = scope.findings.filter(scope.fixed_in_period_q()).values_list(
+        "fix_verified", EpochMicroseconds("fixed_at"), EpochMicroseconds("first_detected_at"),
+        EpochMicroseconds("fix_available_since"), UtcMonth("fixed_at"), "priority_decision", _cvss(), "host_id",
+    )  # fmt: skip
+    groups = _groups_by_host()
+    from_fix: list[core.DurationSample] = []
+    from_detect: list[core.DurationSample] = []
+    unverified = no_fix_date = 0
+    for verified, fixed, detected, fix_since, month, decision, cvss, host_id in rows.iterator(chunk_size=CHUNK):
+        if not verified:
+            unverified += 1
+            continue
+        keys = (month, decision or core.UNKNOWN, _severity(cvss), groups.get(host_id, ()))
+        from_detect.append((max(0.0, days_between(fixed, detected)), *keys))
+        if fix_since is None:
+            no_fix_date += 1
+        else:
+            from_fix.append((max(0.0, days_between(fixed, fix_since)), *keys))
+    fix = core.duration_report(from_fix, {"fix_not_verified": unverified, "no_fix_available_since": no_fix_date})
+    detect = core.duration_report(from_detect, {"fix_not_verified": unverified})
     return [
-        _duration_metric(
-            "time_to_patch_fix", ttp.from_fix, ttp.from_fix.overall.median, "no verified fix with a known fix date"
-        ),
-        _duration_metric(
-            "time_to_patch_detect", ttp.from_detection, ttp.from_detection.overall.median, "no verified fix"
-        ),
+        _duration_metric("time_to_patch_fix", fix, fix.overall.median, "no verified fix with a known fix date"),
+        _duration_metric("time_to_patch_detect", detect, detect.overall.median, "no verified fix"),
     ]
 
 
 def _mttd(scope: Scope) -> Metric:
+    """core.metrics.time_to_detect over the findings first detected in the period, streamed as numbers and keys."""
     rows = scope.findings.filter(first_detected_at__gte=scope.start_at, first_detected_at__lte=scope.period.as_of)
-    report = core.time_to_detect(finding_facts(rows, publication=True), scope.period)
+    names = set(rows.values_list("vulnerability", flat=True).distinct().order_by())
+    facts = _vulnerability_facts(names, publication=True)
+    severity = {cve: _severity(score) for cve, score in facts.cvss.items()}
+    published = {cve: epoch_microseconds(at) for cve, at in facts.published.items()}
+    enrolled = {pk: epoch_microseconds(at) for pk, at in Host.objects.values_list("pk", "created_at")}
+    groups = _groups_by_host()
+    samples: list[core.DurationSample] = []
+    reasons = {"no_publication_date": 0, "detected_before_publication": 0}
+    detected_rows = rows.values_list(
+        EpochMicroseconds("first_detected_at"), UtcMonth("first_detected_at"), "vulnerability", "host_id",
+        "priority_decision",
+    )  # fmt: skip
+    for detected, month, vulnerability, host_id, decision in detected_rows.iterator(chunk_size=CHUNK):
+        first = published.get(vulnerability)
+        if first is None:
+            reasons["no_publication_date"] += 1
+            continue
+        if detected < first:
+            reasons["detected_before_publication"] += 1
+            continue
+        start = max(first, enrolled.get(host_id, first))
+        samples.append((days_between(detected, start), month, decision or core.UNKNOWN,
+                        severity.get(vulnerability, UNRATED), groups.get(host_id, ())))  # fmt: skip
+    report = core.duration_report(samples, reasons)
     return _duration_metric("mttd", report, report.overall.mean, "no finding with a publication date was detected")
+
+
+def _sla_outcomes(scope: Scope) -> QuerySet[Finding, tuple[int | None, str, str, int]]:
+    """(policy version, decision, outcome, findings) of the findings due or fixed in the period, counted in SQL.
+
+    Outcome follows core.metrics.sla_compliance case by case: "no_due_date", "accepted", "not_affected",
+    "compliant" (fixed and closed at as-of, on or before the due day), "breached" (fixed after it, or still
+    open past it) and "not_due_yet". Reopened findings (open with a fixed_at) and fixes after as-of count
+    as open, as FindingFacts.is_open_at has them.
+    """
+    at = scope.period.as_of
+    today = at.astimezone(UTC).date()
+    due_in_period = Q(due_date__gte=scope.period.start, due_date__lte=scope.period.end)
+    rows = scope.findings.filter(first_detected_at__lte=at).filter(scope.fixed_in_period_q() | due_in_period)
+    closed = Q(status=FindingStatus.FIXED, fixed_at__isnull=False, fixed_at__lte=at)
+    outcome = Case(
+        When(due_date__isnull=True, then=Value("no_due_date")),
+        When(status__in=[FindingStatus.ACCEPTED, FindingStatus.NOT_AFFECTED], then=F("status")),
+        When(closed & Q(fixed_day__lte=F("due_date")), then=Value("compliant")),
+        When(closed, then=Value("breached")),
+        When(due_date__lt=today, then=Value("breached")),
+        default=Value("not_due_yet"),
+        output_field=CharField(),
+    )
+    return (
+        rows.annotate(fixed_day=UtcDay("fixed_at"), outcome=outcome)
+        .values_list("sla_policy_version", "priority_decision", "outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
 
 
 def _sla(scope: Scope) -> Metric:
     end_day = scope.period.as_of.astimezone(UTC).date()
-    due_in_period = Q(due_date__gte=scope.period.start, due_date__lte=scope.period.end)
-    rows = scope.findings.filter(first_detected_at__lte=scope.period.as_of).filter(
-        scope.fixed_in_period_q() | due_in_period
-    )
-    report = core.sla_compliance(finding_facts(rows), scope.period)
+    totals = [0, 0]
+    by_version: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_priority: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    reasons: dict[str, int] = defaultdict(int)
+    for version, decision, outcome, n in _sla_outcomes(scope):
+        if outcome not in ("compliant", "breached"):
+            reasons[outcome] += n
+            continue
+        key = str(version) if version is not None else core.UNKNOWN
+        for bucket in (totals, by_version[key], by_priority[decision or core.UNKNOWN]):
+            bucket[0] += n if outcome == "compliant" else 0
+            bucket[1] += n
+    overall = core.Share(*totals)
     detail = {
-        **report.overall.to_data(),
-        "compliant": report.overall.part,
-        "breached": report.overall.whole - report.overall.part,
-        "by_policy_version": _shares(report.by_policy_version),
-        "by_priority": _shares(report.by_priority),
+        **overall.to_data(),
+        "compliant": overall.part,
+        "breached": overall.whole - overall.part,
+        "by_policy_version": {key: core.Share(*value).to_data() for key, value in sorted(by_version.items())},
+        "by_priority": {key: core.Share(*value).to_data() for key, value in sorted(by_priority.items())},
         "as_of": end_day.isoformat(),
     }
     return _metric(
         "sla_compliance",
-        report.overall.ratio,
+        overall.ratio,
         detail,
         "no finding was due or fixed in this period",
-        excluded=report.excluded,
-        excluded_reasons=report.excluded_reasons,
+        excluded=sum(reasons.values()),
+        excluded_reasons=dict(sorted(reasons.items())),
     )
 
 
@@ -589,30 +686,44 @@ def take_snapshot(day: date) -> int:
 
 def top_risky_hosts(limit: int = 10) -> list[dict[str, Any]]:
     """Hosts by the sum of their open findings' priority scores: {"host", "risk", "open", "kev"}."""
-    rows = (
-        Finding.objects.filter(status=FindingStatus.OPEN)
-        .values("host_id")
-        .annotate(
-            risk=Coalesce(Sum("priority_score"), 0),
-            open=Count("id"),
-            kev=Count("id", filter=Q(vulnerability__in=_kev_cves())),
-        )
+    open_rows = Finding.objects.filter(status=FindingStatus.OPEN)
+    top = list(
+        open_rows.values("host_id")
+        .annotate(risk=Coalesce(Sum("priority_score"), 0), open=Count("id"))
         .order_by("-risk", "-open", "host_id")[: max(0, limit)]
     )
-    top = list(rows)
-    names = dict(Host.objects.filter(pk__in=[row["host_id"] for row in top]).values_list("pk", "name"))
-    return [{"host": names[row["host_id"]], "risk": row["risk"], "open": row["open"], "kev": row["kev"]} for row in top]
+    ids = [row["host_id"] for row in top]
+    # KEV counts for the shown hosts only: checking every open finding against KEV doubled the query's cost
+    kev = dict(
+        open_rows.filter(host_id__in=ids, vulnerability__in=_kev_cves())
+        .values_list("host_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    names = dict(Host.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return [
+        {"host": names[row["host_id"]], "risk": row["risk"], "open": row["open"], "kev": kev.get(row["host_id"], 0)}
+        for row in top
+    ]
 
 
 def top_vulnerabilities(limit: int = 10) -> list[dict[str, Any]]:
     """Vulnerabilities by their highest open priority score, then hosts: {"vulnerability", "hosts", "max_score",
     "kev"}."""
-    rows = list(
-        Finding.objects.filter(status=FindingStatus.OPEN)
-        .values("vulnerability")
+    if limit <= 0:
+        return []
+    open_rows = Finding.objects.filter(status=FindingStatus.OPEN)
+    ranked = (
+        open_rows.values("vulnerability")
         .annotate(hosts=Count("host_id", distinct=True), max_score=Max("priority_score"))
-        .order_by(F("max_score").desc(nulls_last=True), "-hosts", "vulnerability")[: max(0, limit)]
+        .order_by(F("max_score").desc(nulls_last=True), "-hosts", "vulnerability")
     )
+    threshold = _score_threshold(open_rows, limit)
+    if threshold is not None:  # rank only those that can make the list: grouping every open finding took 2.5 s
+        ranked = ranked.filter(
+            vulnerability__in=open_rows.filter(priority_score__gte=threshold).values("vulnerability")
+        )
+    rows = list(ranked[:limit])
     kev = set(
         KevEntry.objects.filter(cve_id__in=[row["vulnerability"] for row in rows]).values_list("cve_id", flat=True)
     )
@@ -625,6 +736,24 @@ def top_vulnerabilities(limit: int = 10) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def _score_threshold(open_rows: QuerySet[Finding], limit: int) -> int | None:
+    """The `limit`-th highest of the vulnerabilities' highest open scores, read from the top of the score
+    index (a vulnerability's first row in descending score order carries its highest score); None when
+    fewer than `limit` vulnerabilities have a scored open finding."""
+    scored = open_rows.filter(priority_score__isnull=False).order_by("-priority_score", "pk")
+    size = limit * 10
+    while True:
+        rows = list(scored.values_list("priority_score", "vulnerability")[:size])
+        seen: set[str] = set()
+        for score, vulnerability in rows:
+            seen.add(vulnerability)
+            if len(seen) == limit:
+                return score
+        if len(rows) < size:
+            return None
+        size *= 4
 
 
 def burndown(start: date, end: date) -> list[dict[str, Any]]:
@@ -648,7 +777,7 @@ def burndown(start: date, end: date) -> list[dict[str, Any]]:
             fixed_at__gte=datetime.combine(start, time.min, UTC),
             fixed_at__lte=core.end_of_day(end),
         )
-        .annotate(day=TruncDate("fixed_at", tzinfo=UTC))
+        .annotate(day=UtcDay("fixed_at"))
         .values_list("day", "fixed_by_rollout")
         .annotate(score=Coalesce(Sum("priority_score"), 0))
         .order_by("day", "fixed_by_rollout")
