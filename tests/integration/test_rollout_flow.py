@@ -320,3 +320,36 @@ def test_the_preview_is_refined_by_each_hosts_simulated_run(
     assert entry["changes"][-1]["name"] == "libnew1"
     assert detail["totals"]["dependencies"] == 1
     assert pilot.check_in_reply()["simulations"] == []  # answered once
+
+
+def test_the_cli_plans_approves_starts_and_follows_a_rollout(fleet: list[FakeHost], make_user: Any) -> None:
+    from typer.testing import CliRunner
+
+    from patchday.cli.rollouts import plan_app, rollout_app
+    from patchday.rollouts.models import Plan
+
+    make_user(Role.APPROVER, "alice")
+    make_user(Role.VIEWER, "victor")
+    runner = CliRunner()
+    created = runner.invoke(
+        plan_app, ["create", "--name", "cli plan", "--select", "security", "--hosts", "pilot-1,broad-1"]
+    )
+    assert created.exit_code == 0, created.output
+    plan = Plan.objects.get(name="cli plan")
+    assert "pilot-1" in created.output
+    assert "2 of 2 hosts change" in created.output
+    assert runner.invoke(plan_app, ["submit", str(plan.pk)]).exit_code == 0
+
+    refused = runner.invoke(plan_app, ["approve", str(plan.pk), "--as", "victor"])
+    assert refused.exit_code != 0  # a viewer may not approve
+    assert Plan.objects.get(pk=plan.pk).state == "pending_approval"
+    approved = runner.invoke(plan_app, ["approve", str(plan.pk), "--as", "alice", "--comment", "ok"])
+    assert approved.exit_code == 0, approved.output
+    started = runner.invoke(rollout_app, ["start", str(plan.pk)])
+    assert started.exit_code == 0, started.output
+    rollout_id = Plan.objects.get(pk=plan.pk).rollout.pk
+    status = runner.invoke(rollout_app, ["status", str(rollout_id)])
+    assert status.exit_code == 0, status.output
+    assert "running" in status.output
+    assert runner.invoke(rollout_app, ["pause", str(rollout_id)]).exit_code == 0
+    assert "paused" in runner.invoke(rollout_app, ["status", str(rollout_id)]).output

@@ -152,15 +152,15 @@ def submit_command(plan_id: int) -> None:
 
 
 def _approver(username: str) -> str:
-    from patchday.accounts.models import User
-    from patchday.core.errors import NotFound, PermissionDenied
+    """`username` when it names an active account that may approve changes."""
+    from patchday.accounts import services
+    from patchday.core.errors import NotFound
     from patchday.core.roles import Permission
 
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
+    user = services.get_user(username)
+    if not user.is_active:
         raise NotFound(f"no active account named {username!r}")
-    if not user.may(Permission.APPROVE):
-        raise PermissionDenied(f"{username} has role {user.role!r}, which may not approve changes")
+    services.require(user, Permission.APPROVE)
     return username
 
 

@@ -190,16 +190,23 @@ FALLBACK_COMMANDS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
 
 @lru_cache(maxsize=1)
 def collectors_zip() -> bytes:
-    """patchday/__init__.py (minimal) and patchday/collectors/**.py as a zip, built in memory once.
+    """patchday/__init__.py (minimal) and patchday/collectors/**.py as a zip, built in memory once."""
+    return _bundle(("collectors",), "patchday collectors.")
+
+
+def _bundle(packages: Sequence[str], title: str) -> bytes:
+    """A minimal patchday/__init__.py and every module of `packages` (under patchday/) as one zip.
 
     Fixed timestamps make the bytes depend on the sources only.
     """
-    source = Path(__file__).resolve().parents[1] / "collectors"
+    root = Path(__file__).resolve().parents[1]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        _add(bundle, "patchday/__init__.py", f'"""patchday collectors."""\n__version__ = "{patchday.__version__}"\n')
-        for path in sorted(source.rglob("*.py")):
-            _add(bundle, "patchday/collectors/" + path.relative_to(source).as_posix(), path.read_text("utf-8"))
+        _add(bundle, "patchday/__init__.py", f'"""{title}"""\n__version__ = "{patchday.__version__}"\n')
+        for package in packages:
+            for path in sorted((root / package).rglob("*.py")):
+                relative = path.relative_to(root / package).as_posix()
+                _add(bundle, f"patchday/{package}/{relative}", path.read_text("utf-8"))
     return buffer.getvalue()
 
 
@@ -588,18 +595,7 @@ class JobRun:
 @lru_cache(maxsize=1)
 def executor_zip() -> bytes:
     """The collectors and the agent's job runner (patchday.agent.*) as one zip, built in memory once."""
-    root = Path(__file__).resolve().parents[1]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        _add(bundle, "patchday/__init__.py", f'"""patchday executor."""\n__version__ = "{patchday.__version__}"\n')
-        for package in ("collectors", "agent"):
-            for path in sorted((root / package).rglob("*.py")):
-                _add(
-                    bundle,
-                    f"patchday/{package}/" + path.relative_to(root / package).as_posix(),
-                    path.read_text("utf-8"),
-                )
-    return buffer.getvalue()
+    return _bundle(("collectors", "agent"), "patchday executor.")
 
 
 # Runs on the host: like the collectors' bootstrap, with the job spec on the runner's standard input.
